@@ -1,0 +1,128 @@
+"""Figures: the paper's (reconstructions, t-SNE, Voronoi) and a few a careful reader wants.
+
+Each figure is a PNG under ``<cache>/figures/<variant>/<name>/<partition>.png`` and is shown
+inline in the asset's metadata.
+"""
+
+
+import pandas as pd
+from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, MaterializeResult, asset
+from pydantic import Field
+
+from clustering_dag.assets.clustering import kmeans_key, representation_key
+from clustering_dag.assets.common import figure_metadata, save_figure
+from clustering_dag.core import figures
+from clustering_dag.core.arrays import Splits
+from clustering_dag.core.clustering import ClusterModel
+from clustering_dag.core.paper import REPRESENTATIONS
+from clustering_dag.core.vae import VARIANTS, TrainedVAE, decode, represent
+from clustering_dag.partitions import dataset_partitions
+
+
+class TsneConfig(Config):
+    """The paper's t-SNE: 3 components, perplexity 50, on the clean test images."""
+
+    perplexity: float = Field(default=50.0, gt=0)
+    n_components: int = Field(default=3, ge=2, le=3)
+    max_iter: int = Field(default=500, ge=250)
+    pca_dims: int = Field(default=50, ge=2, description="PCA before t-SNE for wide spaces.")
+    max_points: int | None = Field(default=None, ge=100, description="Use the first N test points.")
+    seed: int = 1234
+
+
+class SweepConfig(Config):
+    k_min: int = Field(default=2, ge=2)
+    k_max: int = Field(default=20, ge=3)
+    seed: int = 1234
+
+
+def build_figure_assets(variant: str) -> list:
+    group = f"figures_{variant}"
+    vae_key = AssetKey([variant, "trained_vae"])
+
+    def figure_asset(name: str, ins: dict, description: str):
+        def decorator(fn):
+            return asset(
+                key=AssetKey([variant, f"figure_{name}"]),
+                partitions_def=dataset_partitions,
+                ins=ins,
+                group_name=group,
+                code_version="1",
+                kinds={"matplotlib"},
+                description=description,
+            )(fn)
+        return decorator
+
+    def result(context: AssetExecutionContext, png: bytes, name: str, **extra) -> MaterializeResult:
+        path = save_figure(png, [variant, name], context.partition_key)
+        return MaterializeResult(metadata={**figure_metadata(png, path, name), **extra})
+
+    @figure_asset("reconstructions",
+                  {"noisy_test_set": AssetIn(AssetKey("noisy_test_set")),
+                   "reconstructed": AssetIn(representation_key(variant, "reconstructed"))},
+                  "Noisy test images (top) above their reconstructions (bottom), as Figures 1-2.")
+    def figure_reconstructions(context: AssetExecutionContext, noisy_test_set: Splits,
+                               reconstructed: Splits) -> MaterializeResult:
+        shape = noisy_test_set.meta["image_shape"]
+        png = figures.image_rows([noisy_test_set.test_x[:10], reconstructed.test_x[:10]],
+                                 ["noisy test images", "reconstructions"], shape)
+        return result(context, png, "reconstructions")
+
+    @figure_asset("tsne",
+                  {"raw_dataset": AssetIn(AssetKey("raw_dataset")), "trained_vae": AssetIn(vae_key)},
+                  "t-SNE (3 components, perplexity 50) of the clean test images in the original, "
+                  "reconstructed and latent spaces, coloured by true label: 3-D and components 0-1.")
+    def figure_tsne(context: AssetExecutionContext, config: TsneConfig, raw_dataset: Splits,
+                    trained_vae: TrainedVAE) -> MaterializeResult:
+        x, y = raw_dataset.test_x[: config.max_points], raw_dataset.test_y[: config.max_points]
+        latent, recon = represent(trained_vae, x, seed=trained_vae.config.seed + 2)
+        emb = figures.tsne_embeddings({"original": x, "reconstructed": recon, "latent": latent},
+                                      perplexity=min(config.perplexity, (len(x) - 1) / 3),
+                                      n_components=config.n_components, seed=config.seed,
+                                      pca_dims=config.pca_dims, max_iter=config.max_iter)
+        png3 = figures.tsne_figure(emb, y, three_d=True)
+        png2 = figures.tsne_figure(emb, y, three_d=False)
+        path2 = save_figure(png2, [variant, "tsne_2d"], context.partition_key)
+        return result(context, png3, "tsne", **{
+            f"2d_{k}": v for k, v in figure_metadata(png2, path2, "tsne 2-D").items()})
+
+    @figure_asset("voronoi",
+                  {rep: AssetIn(representation_key(variant, rep)) for rep in REPRESENTATIONS},
+                  "Voronoi diagrams (Figures 5-6): PCA to 2-D, k-means on the 2-D points, decision "
+                  "regions on a mesh, per representation of the noisy test set.")
+    def figure_voronoi(context: AssetExecutionContext, original: Splits, reconstructed: Splits,
+                       latent: Splits) -> MaterializeResult:
+        spaces = {"original": original.test_x, "reconstructed": reconstructed.test_x,
+                  "latent": latent.test_x}
+        return result(context, figures.voronoi_figure(spaces, seed=1234), "voronoi")
+
+    @figure_asset("latent_centroids",
+                  {"kmeans_latent": AssetIn(kmeans_key(variant, "latent")), "trained_vae": AssetIn(vae_key),
+                   "raw_dataset": AssetIn(AssetKey("raw_dataset"))},
+                  "The latent k-means centroids decoded back to images: what each cluster 'is'.")
+    def figure_latent_centroids(context: AssetExecutionContext, kmeans_latent: pd.DataFrame,
+                                trained_vae: TrainedVAE, raw_dataset: Splits) -> MaterializeResult:
+        centers = ClusterModel.from_frame(kmeans_latent).centers
+        images = decode(trained_vae, centers)
+        png = figures.image_rows([images], ["decoded latent centroids"],
+                                 raw_dataset.meta["image_shape"])
+        return result(context, png, "latent_centroids")
+
+    @figure_asset("loss_curve", {"trained_vae": AssetIn(vae_key)},
+                  "Training loss, reconstruction term and KL per epoch.")
+    def figure_loss_curve(context: AssetExecutionContext, trained_vae: TrainedVAE) -> MaterializeResult:
+        return result(context, figures.loss_curve(trained_vae.history), "loss_curve")
+
+    @figure_asset("k_sweep", {"latent": AssetIn(representation_key(variant, "latent"))},
+                  "k-means inertia and silhouette for k = 2..20 on the latent test codes: is 10 natural?")
+    def figure_k_sweep(context: AssetExecutionContext, config: SweepConfig,
+                       latent: Splits) -> MaterializeResult:
+        rows = figures.k_sweep(latent.test_x, range(config.k_min, config.k_max + 1), seed=config.seed)
+        best = max(rows, key=lambda r: r["silhouette"])["k"]
+        return result(context, figures.k_sweep_figure(rows), "k_sweep", best_k_by_silhouette=best)
+
+    return [figure_reconstructions, figure_tsne, figure_voronoi, figure_latent_centroids,
+            figure_loss_curve, figure_k_sweep]
+
+
+figure_assets = [a for variant in VARIANTS for a in build_figure_assets(variant)]

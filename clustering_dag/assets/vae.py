@@ -1,0 +1,145 @@
+"""The VAE and the representations it gives, once per training variant (``paper``, ``elbo``).
+
+Each variant's assets carry the variant as a key prefix (``paper/trained_vae``), so both sit side
+by side in the UI and share one code path.
+"""
+
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetOut,
+    Config,
+    MetadataValue,
+    Output,
+    asset,
+    multi_asset,
+)
+from pydantic import Field
+
+from clustering_dag.assets.common import png_markdown
+from clustering_dag.core.arrays import Splits
+from clustering_dag.core.figures import loss_curve
+from clustering_dag.core.vae import VARIANTS, TrainedVAE, represent, train_vae, variant_config
+from clustering_dag.partitions import dataset_partitions
+from clustering_dag.resources import Accelerator
+
+
+class TrainingConfig(Config):
+    """VAE hyper-parameters; defaults are the paper's. The variant fixes beta, the likelihood,
+    the latent code (sample or mean) and whether the training images are the noisy ones."""
+
+    epochs: int = Field(default=60, ge=1)
+    batch_size: int = Field(default=512, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    seed: int = 1234
+    hidden: list[int] = Field(default=[128, 64, 32], description="Encoder layer sizes (decoder mirrors).")
+    latent_dim: int = Field(default=10, ge=1)
+    beta: float | None = Field(default=None, ge=0, description="KL weight; None = the variant's.")
+
+
+@asset(
+    partitions_def=dataset_partitions,
+    io_manager_key="parquet_io_manager",
+    group_name="data",
+    code_version="1",
+    kinds={"parquet"},
+)
+def original_representation(noisy_test_set: Splits) -> Splits:
+    """The paper's 'original' representation: the noisy pixels themselves (train and test)."""
+    return noisy_test_set.with_x(noisy_test_set.train_x, noisy_test_set.test_x,
+                                 representation="original")
+
+
+def build_vae_assets(variant: str) -> list:
+    group = f"vae_{variant}"
+
+    @asset(
+        name="trained_vae",
+        key_prefix=[variant],
+        partitions_def=dataset_partitions,
+        ins={"raw_dataset": AssetIn(AssetKey("raw_dataset")),
+             "noisy_test_set": AssetIn(AssetKey("noisy_test_set"))},
+        io_manager_key="model_io_manager",
+        group_name=group,
+        code_version="1",
+        kinds={"tensorflow"},
+        description=f"VAE trained as the '{variant}' variant: {VARIANTS[variant]}.",
+    )
+    def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelerator: Accelerator,
+                    raw_dataset: Splits, noisy_test_set: Splits) -> Output[TrainedVAE]:
+        cfg = variant_config(
+            variant, input_dim=raw_dataset.dim, hidden=tuple(config.hidden),
+            latent_dim=config.latent_dim, epochs=config.epochs, batch_size=config.batch_size,
+            learning_rate=config.learning_rate, seed=config.seed,
+            **({} if config.beta is None else {"beta": config.beta}))
+        x = noisy_test_set.train_x if cfg.train_on_noisy else raw_dataset.train_x
+        device = accelerator.select(context.log)
+        context.log.info(f"training {variant} VAE on {len(x)} images: {cfg}")
+
+        def log_epoch(row: dict) -> None:
+            context.log.info(
+                "epoch {epoch:3d}  loss {loss:.4f}  reconstruction {reconstruction:.4f}  "
+                "KL {kl:.3f}  {seconds:.2f} s  {samples_per_s:,.0f} samples/s".format(**row))
+
+        trained = train_vae(cfg, x, device=device, on_epoch=log_epoch)
+        final = trained.final
+        return Output(trained, metadata={
+            "variant": variant,
+            "device": device,
+            "epochs": cfg.epochs,
+            "final_loss": final["loss"],
+            "final_reconstruction": final["reconstruction"],
+            "final_kl": final["kl"],
+            "train_seconds": round(trained.seconds, 2),
+            "seconds_per_epoch": round(trained.seconds / cfg.epochs, 3),
+            "history": MetadataValue.md(pd.DataFrame(trained.history).to_markdown(
+                index=False, floatfmt=".4f")),
+            "loss_curve": png_markdown(loss_curve(trained.history), "loss curve"),
+        })
+
+    @multi_asset(
+        name=f"{variant}_representations",
+        partitions_def=dataset_partitions,
+        outs={
+            "reconstructed_representation": AssetOut(
+                key=AssetKey([variant, "reconstructed_representation"]),
+                io_manager_key="parquet_io_manager", group_name=group, code_version="1",
+                kinds={"parquet"},
+                description="decoder(code) for the training and noisy test images."),
+            "latent_representation": AssetOut(
+                key=AssetKey([variant, "latent_representation"]),
+                io_manager_key="parquet_io_manager", group_name=group, code_version="1",
+                kinds={"parquet"},
+                description="The latent code of the training and noisy test images."),
+        },
+        ins={"trained_vae": AssetIn(AssetKey([variant, "trained_vae"])),
+             "raw_dataset": AssetIn(AssetKey("raw_dataset")),
+             "noisy_test_set": AssetIn(AssetKey("noisy_test_set"))},
+    )
+    def representations(context: AssetExecutionContext, trained_vae: TrainedVAE,
+                        raw_dataset: Splits, noisy_test_set: Splits):
+        cfg = trained_vae.config
+        train_in = noisy_test_set.train_x if cfg.train_on_noisy else raw_dataset.train_x
+        z_train, r_train = represent(trained_vae, train_in, seed=cfg.seed)
+        z_test, r_test = represent(trained_vae, noisy_test_set.test_x, seed=cfg.seed + 1)
+        for name, arr in (("latent", z_test), ("reconstruction", r_test)):
+            if not np.isfinite(arr).all():
+                raise FloatingPointError(f"{variant} {name} of the test set has NaN/Inf values")
+        latent = noisy_test_set.with_x(z_train, z_test, representation="latent", variant=variant)
+        recon = noisy_test_set.with_x(r_train, r_test, representation="reconstructed",
+                                      variant=variant)
+        yield Output(recon, "reconstructed_representation",
+                     metadata={"code": cfg.code, "test_mean_abs_error": float(
+                         np.abs(r_test - raw_dataset.test_x).mean())})
+        yield Output(latent, "latent_representation",
+                     metadata={"code": cfg.code, "latent_dim": cfg.latent_dim,
+                               "test_code_std": float(z_test.std())})
+
+    return [trained_vae, representations]
+
+
+vae_assets = [asset_def for variant in VARIANTS for asset_def in build_vae_assets(variant)]

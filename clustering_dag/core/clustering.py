@@ -1,0 +1,103 @@
+"""Clustering of a representation: k-means (the paper's) or a Gaussian mixture.
+
+A fitted model is kept as plain arrays (centroids, or means/covariances/weights), never as a
+pickled estimator; predictions are rebuilt from those arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
+from sklearn.mixture import GaussianMixture
+
+from clustering_dag.core.errors import DataError
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    method: str = "kmeans"  # "kmeans" or "gmm"
+    n_clusters: int = 10
+    n_init: int = 10
+    max_iter: int = 500
+    seed: int = 1234
+    covariance_type: str = "diag"  # for gmm
+
+    def __post_init__(self):
+        if self.method not in ("kmeans", "gmm"):
+            raise ValueError(f"method must be 'kmeans' or 'gmm', got {self.method!r}")
+        if self.n_clusters < 2 or self.n_init < 1 or self.max_iter < 1:
+            raise ValueError("n_clusters must be >= 2, n_init and max_iter >= 1")
+
+
+@dataclass
+class ClusterModel:
+    """A fitted clustering: ``centers`` (k x d), plus GMM parameters when ``method == 'gmm'``."""
+
+    method: str
+    centers: np.ndarray
+    covariances: np.ndarray | None = None  # diagonal variances (k x d) for gmm
+    weights: np.ndarray | None = None
+    inertia: float = float("nan")
+    n_iter: int = 0
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[1] != self.centers.shape[1]:
+            raise DataError(f"points have {x.shape[1]} features, the model {self.centers.shape[1]}")
+        if self.method == "kmeans":
+            return pairwise_distances_argmin(x, self.centers).astype(np.int64)
+        # Diagonal Gaussian mixture: argmax_k log w_k + log N(x | mu_k, diag(var_k)).
+        var = self.covariances
+        log_prob = -0.5 * (
+            ((x[:, None, :] - self.centers[None]) ** 2 / var[None]).sum(-1)
+            + np.log(2 * np.pi * var).sum(-1)[None]
+        ) + np.log(self.weights)[None]
+        return log_prob.argmax(1).astype(np.int64)
+
+    def to_frame(self) -> pd.DataFrame:
+        k = len(self.centers)
+        frame = pd.DataFrame({
+            "cluster": np.arange(k),
+            "method": self.method,
+            "center": list(self.centers.astype(np.float64)),
+            "inertia": self.inertia,
+            "n_iter": self.n_iter,
+        })
+        if self.method == "gmm":
+            frame["variance"] = list(self.covariances.astype(np.float64))
+            frame["weight"] = self.weights
+        return frame
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> ClusterModel:
+        frame = frame.sort_values("cluster")
+        method = str(frame["method"].iloc[0])
+        gmm = method == "gmm"
+        return cls(
+            method=method,
+            centers=np.stack(frame["center"].to_numpy()).astype(np.float64),
+            covariances=np.stack(frame["variance"].to_numpy()) if gmm else None,
+            weights=frame["weight"].to_numpy(np.float64) if gmm else None,
+            inertia=float(frame["inertia"].iloc[0]),
+            n_iter=int(frame["n_iter"].iloc[0]),
+        )
+
+
+def fit_clusters(x: np.ndarray, config: ClusterConfig) -> ClusterModel:
+    if not np.isfinite(x).all():
+        raise DataError("cannot cluster: the representation contains NaN or Inf")
+    if len(x) < config.n_clusters:
+        raise DataError(f"cannot make {config.n_clusters} clusters from {len(x)} points")
+    if config.method == "kmeans":
+        km = KMeans(n_clusters=config.n_clusters, init="k-means++", n_init=config.n_init,
+                    max_iter=config.max_iter, random_state=config.seed).fit(x)
+        return ClusterModel("kmeans", km.cluster_centers_.astype(np.float64),
+                            inertia=float(km.inertia_), n_iter=int(km.n_iter_))
+    gm = GaussianMixture(n_components=config.n_clusters, covariance_type="diag",
+                         n_init=config.n_init, max_iter=config.max_iter,
+                         random_state=config.seed, reg_covar=1e-4).fit(x)
+    return ClusterModel("gmm", gm.means_, covariances=gm.covariances_, weights=gm.weights_,
+                        inertia=float(-gm.lower_bound_), n_iter=int(gm.n_iter_))

@@ -1,0 +1,197 @@
+"""The image datasets of the paper: where their files are found, how they are fetched and verified.
+
+Sources are tried in a fixed order (see :func:`resolve_source`); a download is verified by MD5
+and written atomically, so an interrupted or corrupted download never passes for a dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from clustering_dag.core.arrays import Splits
+from clustering_dag.core.errors import DataError
+from clustering_dag.core.idx import read_image_label_pair
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """An IDX image dataset: its folder name, mirrors and the MD5 of each gzip file."""
+
+    name: str
+    folder: str
+    mirrors: tuple[str, ...]
+    gz_md5: dict[str, str] = field(default_factory=dict)
+    system_dirs: tuple[str, ...] = ()
+    n_train: int | None = None
+    n_test: int | None = None
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        folder="mnist",
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+        gz_md5={
+            "train_images": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train_labels": "d53e105ee54ea40749a09fcbcd1e9432",
+            "test_images": "9fb629c4189551a2d022fa330f9573f3",
+            "test_labels": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        n_train=60_000,
+        n_test=10_000,
+    ),
+    "fashion_mnist": DatasetSpec(
+        name="fashion_mnist",
+        folder="fashion-mnist",
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        gz_md5={
+            "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train_labels": "25c81989df183df01b3e8a0aad5dffbe",
+            "test_images": "bef4ecab320f06d8554ea6380940ec79",
+            "test_labels": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        system_dirs=("/usr/share/datasets/fashion-mnist",),
+        n_train=60_000,
+        n_test=10_000,
+    ),
+}
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _has_all_files(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in FILES.values())
+
+
+def candidate_dirs(spec: DatasetSpec, data_dir: str | None, cache_dir: Path) -> list[tuple[str, Path]]:
+    """Folders to look in, in order: the user's data folder, the project cache, system packages."""
+    candidates: list[tuple[str, Path]] = []
+    if data_dir:
+        candidates.append(("configured data_dir", Path(data_dir).expanduser() / spec.folder))
+    env_dir = os.environ.get("CLUSTERING_DAG_DATA_DIR")
+    if env_dir and env_dir != data_dir:
+        candidates.append(("CLUSTERING_DAG_DATA_DIR", Path(env_dir).expanduser() / spec.folder))
+    candidates.append(("project cache", cache_dir / spec.folder))
+    candidates.extend(("system package", Path(d)) for d in spec.system_dirs)
+    return candidates
+
+
+def download(spec: DatasetSpec, target: Path, mirrors: tuple[str, ...] | None = None,
+             timeout: float = 60.0) -> list[str]:
+    """Download every file of ``spec`` into ``target``, MD5-verified, each written atomically.
+
+    Returns the problems met per mirror; raises :class:`DataError` when no mirror served a
+    file whose checksum matched.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    for key, filename in FILES.items():
+        dest = target / filename
+        if dest.is_file() and (key not in spec.gz_md5 or md5_of(dest) == spec.gz_md5[key]):
+            continue
+        for mirror in mirrors or spec.mirrors:
+            url = mirror.rstrip("/") + "/" + filename
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=target)
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                    shutil.copyfileobj(resp, out)
+                got = md5_of(tmp)
+                want = spec.gz_md5.get(key)
+                if want and got != want:
+                    problems.append(f"{url}: MD5 {got} does not match the expected {want}")
+                    continue
+                os.replace(tmp, dest)
+                break
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                problems.append(f"{url}: {exc}")
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            raise DataError(
+                f"could not download {filename} for dataset {spec.name!r}:\n  - "
+                + "\n  - ".join(problems)
+            )
+    return problems
+
+
+def resolve_source(spec: DatasetSpec, data_dir: str | None, cache_dir: Path,
+                   allow_download: bool = True, mirrors: tuple[str, ...] | None = None) -> Path:
+    """Return the folder holding the four IDX files of ``spec``.
+
+    Order: ``data_dir`` (config), ``$CLUSTERING_DAG_DATA_DIR``, ``<cache_dir>/<folder>``, the
+    dataset's system package folders, then a checksum-verified download into the cache.
+    """
+    looked = []
+    for label, folder in candidate_dirs(spec, data_dir, cache_dir):
+        if _has_all_files(folder):
+            return folder
+        looked.append(f"{label}: {folder}")
+    dest = cache_dir / spec.folder
+    if allow_download and (mirrors or spec.mirrors):
+        try:
+            download(spec, dest, mirrors)
+            return dest
+        except DataError as exc:
+            looked.append(f"download into {dest}: {exc}")
+    elif not allow_download:
+        looked.append("download: disabled by configuration (allow_download=False)")
+    raise DataError(
+        f"dataset {spec.name!r} not found. Looked for {', '.join(FILES.values())} in:\n  - "
+        + "\n  - ".join(looked)
+        + "\nFix: set CLUSTERING_DAG_DATA_DIR to a folder holding "
+        f"'{spec.folder}/' with those files, copy them into {dest}, or allow the download."
+    )
+
+
+def load_image_dataset(spec: DatasetSpec, folder: Path) -> Splits:
+    """Read and validate the four IDX files of ``spec`` from ``folder``.
+
+    Pixels become float32 in [0, 1], flattened to (n, rows*cols); ``meta`` records the image
+    shape and the source folder.
+    """
+    train_img, train_y = read_image_label_pair(folder / FILES["train_images"], folder / FILES["train_labels"])
+    test_img, test_y = read_image_label_pair(folder / FILES["test_images"], folder / FILES["test_labels"])
+    if train_img.shape[1:] != test_img.shape[1:]:
+        raise DataError(
+            f"{folder}: train images are {train_img.shape[1:]} but test images are "
+            f"{test_img.shape[1:]}; the files come from different datasets."
+        )
+    for split, n, want in (("train", len(train_y), spec.n_train), ("test", len(test_y), spec.n_test)):
+        if want is not None and n != want:
+            raise DataError(
+                f"{folder}: the {split} split of {spec.name!r} has {n} items, expected {want}. "
+                "The files are incomplete or belong to another dataset."
+            )
+    shape = (int(train_img.shape[1]), int(train_img.shape[2]))
+
+    def to_float(images: np.ndarray) -> np.ndarray:
+        return (images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0))
+
+    return Splits(to_float(train_img), train_y, to_float(test_img), test_y,
+                  meta={"image_shape": list(shape), "source": str(folder), "dataset": spec.name})

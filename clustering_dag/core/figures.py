@@ -1,0 +1,123 @@
+"""The paper's figures (and a few more), drawn with matplotlib into PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.cluster import KMeans  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.manifold import TSNE  # noqa: E402
+from sklearn.metrics import silhouette_score  # noqa: E402
+
+
+def to_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def image_rows(rows: list[np.ndarray], titles: list[str], image_shape) -> bytes:
+    """One row of images per array in ``rows`` (each n x pixels), titled per row."""
+    n = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.0, len(rows) * 1.15), squeeze=False)
+    for r, (images, title) in enumerate(zip(rows, titles)):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(images):
+                ax.imshow(np.clip(images[c].reshape(image_shape), 0, 1), cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].set_title(title, loc="left", fontsize=9)
+    return to_png(fig)
+
+
+def loss_curve(history: list[dict]) -> bytes:
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(epochs, [h["reconstruction"] for h in history], label="reconstruction")
+    a.plot(epochs, [h["loss"] for h in history], "--", label="total loss")
+    a.set_xlabel("epoch")
+    a.set_title("training loss")
+    a.legend()
+    b.plot(epochs, [h["kl"] for h in history], color="C2")
+    b.set_xlabel("epoch")
+    b.set_title("KL(q(z|x) || p(z))")
+    return to_png(fig)
+
+
+def tsne_embeddings(spaces: dict[str, np.ndarray], perplexity: float = 50.0, n_components: int = 3,
+                    seed: int = 0, pca_dims: int = 50, max_iter: int = 500) -> dict[str, np.ndarray]:
+    """t-SNE of each space (Barnes-Hut), after PCA to ``pca_dims`` for wide spaces."""
+    out = {}
+    for name, x in spaces.items():
+        if x.shape[1] > pca_dims:
+            x = PCA(pca_dims, random_state=seed).fit_transform(x)
+        out[name] = TSNE(n_components=n_components, perplexity=perplexity, init="pca",
+                         random_state=seed, max_iter=max_iter, n_jobs=-1).fit_transform(x)
+    return out
+
+
+def tsne_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, three_d: bool) -> bytes:
+    n = len(embeddings)
+    fig = plt.figure(figsize=(4.2 * n, 4.0))
+    for i, (name, emb) in enumerate(embeddings.items(), start=1):
+        if three_d and emb.shape[1] >= 3:
+            ax = fig.add_subplot(1, n, i, projection="3d")
+            ax.scatter(emb[:, 0], emb[:, 1], emb[:, 2], c=labels, cmap="tab10", s=1)
+        else:
+            ax = fig.add_subplot(1, n, i)
+            sc = ax.scatter(emb[:, 0], emb[:, 1], c=labels, cmap="tab10", s=1)
+        ax.set_title(f"{name} (t-SNE {'3-D' if three_d else 'components 0-1'})", fontsize=9)
+    if not three_d:
+        fig.colorbar(sc, ax=fig.axes, ticks=range(10), label="true label", shrink=0.8)
+    return to_png(fig)
+
+
+def voronoi_figure(spaces: dict[str, np.ndarray], n_clusters: int = 10, seed: int = 0,
+                   mesh: int = 300) -> bytes:
+    """PCA to 2-D, k-means on the 2-D points, decision regions on a mesh (per space)."""
+    n = len(spaces)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
+    for ax, (name, x) in zip(axes[0], spaces.items()):
+        pts = PCA(2, random_state=seed).fit_transform(x)
+        km = KMeans(n_clusters=n_clusters, init="k-means++", n_init=10, random_state=seed).fit(pts)
+        lo, hi = pts.min(0) - 1e-3 - 0.05 * np.ptp(pts, 0), pts.max(0) + 0.05 * np.ptp(pts, 0)
+        xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], mesh), np.linspace(lo[1], hi[1], mesh))
+        regions = km.predict(np.c_[xx.ravel(), yy.ravel()]).reshape(xx.shape)
+        ax.imshow(regions, extent=(lo[0], hi[0], lo[1], hi[1]), origin="lower", cmap="Pastel1",
+                  aspect="auto", interpolation="nearest")
+        ax.plot(pts[:, 0], pts[:, 1], "k.", markersize=1)
+        c = km.cluster_centers_
+        ax.scatter(c[:, 0], c[:, 1], marker="x", s=120, linewidths=3, color="w", zorder=10)
+        ax.set_title(f"{name}: k-means on PCA-2D", fontsize=9)
+        ax.set_xticks(())
+        ax.set_yticks(())
+    return to_png(fig)
+
+
+def k_sweep(x: np.ndarray, ks=range(2, 21), seed: int = 0, n_init: int = 3,
+            silhouette_sample: int | None = 5000) -> list[dict]:
+    rows = []
+    for k in ks:
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(x)
+        sil = silhouette_score(x, km.labels_, sample_size=silhouette_sample, random_state=seed)
+        rows.append({"k": k, "inertia": float(km.inertia_), "silhouette": float(sil)})
+    return rows
+
+
+def k_sweep_figure(rows: list[dict], chosen: int = 10) -> bytes:
+    ks = [r["k"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(ks, [r["inertia"] for r in rows], "o-")
+    a.set_title("k-means inertia")
+    b.plot(ks, [r["silhouette"] for r in rows], "o-", color="C1")
+    b.set_title("silhouette")
+    for ax in (a, b):
+        ax.axvline(chosen, color="gray", ls=":")
+        ax.set_xlabel("k")
+    return to_png(fig)

@@ -1,0 +1,116 @@
+"""Reading and writing IDX files (the MNIST format), with full validation.
+
+IDX layout: a 4-byte magic number ``0x00 0x00 <dtype> <ndim>``, ``ndim`` big-endian uint32
+dimensions, then the data in row-major order. Files may be gzip-compressed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from clustering_dag.core.errors import DataError
+
+# IDX type codes -> big-endian NumPy dtypes.
+_IDX_DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_DTYPE_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"IDX file not found: {path}") from None
+    if path.suffix == ".gz":
+        if raw[:2] != b"\x1f\x8b":
+            raise DataError(
+                f"{path} is named .gz but is not a gzip file (first bytes {raw[:2]!r}); "
+                "re-download it or replace it with the original file."
+            )
+        try:
+            return gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise DataError(
+                f"{path} is a damaged or truncated gzip file ({exc}); "
+                "delete it and re-download it or copy it again."
+            ) from None
+    return raw
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read one IDX file (optionally ``.gz``) into a native-endian array, validating the header."""
+    path = Path(path)
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise DataError(f"{path} is truncated: {len(data)} bytes, not even an IDX header.")
+    zero, code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
+    if zero != 0 or code not in _IDX_DTYPES or ndim == 0:
+        raise DataError(
+            f"{path} is not an IDX file: bad magic number 0x{data[:4].hex()} "
+            "(expected 0x0000<type><ndim>, e.g. 0x00000803 for images, 0x00000801 for labels)."
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path} is truncated inside its header ({len(data)} bytes).")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = _IDX_DTYPES[code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    body = len(data) - header
+    if body != expected:
+        what = "truncated" if body < expected else "longer than its header says"
+        raise DataError(
+            f"{path} is {what}: header declares shape {shape} ({expected} bytes of data), "
+            f"file holds {body} bytes. Re-download or copy the file again."
+        )
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> None:
+    """Write an array as IDX (gzip-compressed when the name ends in ``.gz``)."""
+    path = Path(path)
+    array = np.asarray(array)
+    code = _DTYPE_CODES.get(array.dtype.newbyteorder("="))
+    if code is None:
+        raise ValueError(f"IDX cannot store dtype {array.dtype}")
+    header = bytes([0, 0, code, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    payload = header + array.astype(_IDX_DTYPES[code]).tobytes()
+    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
+
+
+def read_image_label_pair(images_path: Path, labels_path: Path, n_classes: int = 10):
+    """Read an images/labels pair, checking they agree and that labels lie in ``0..n_classes-1``.
+
+    Returns ``(images uint8 [n, h, w], labels int64 [n])``.
+    """
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.ndim != 3:
+        raise DataError(
+            f"{images_path} holds an array of shape {images.shape}; expected images (n, rows, cols)."
+        )
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path} holds an array of shape {labels.shape}; expected labels (n,).")
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"item count mismatch: {images_path} has {images.shape[0]} images but "
+            f"{labels_path} has {labels.shape[0]} labels. The two files are from different sets."
+        )
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{labels_path}: label {int(labels[i])} at item {i} is outside 0..{n_classes - 1}."
+        )
+    return images, labels.astype(np.int64)

@@ -1,0 +1,67 @@
+"""Cluster quality: the paper's internal metrics and label-based ones comparable across spaces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    normalized_mutual_info_score,
+    silhouette_score,
+)
+from sklearn.metrics.cluster import contingency_matrix
+
+INTERNAL = {"dbi": "lower", "silhouette": "higher", "chs": "higher"}
+
+
+def clustering_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Accuracy under the best one-to-one matching of clusters to labels (Hungarian)."""
+    table = contingency_matrix(labels, clusters)
+    rows, cols = linear_sum_assignment(-table)
+    return float(table[rows, cols].sum() / len(labels))
+
+
+def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Share of points whose cluster's most common label is their own."""
+    table = contingency_matrix(labels, clusters)
+    return float(table.max(axis=0).sum() / len(labels))
+
+
+def internal_metrics(x: np.ndarray, clusters: np.ndarray, silhouette_sample: int | None = None,
+                     seed: int = 0) -> dict:
+    """Davies-Bouldin, Silhouette (all points unless ``silhouette_sample``) and Calinski-Harabasz."""
+    if len(np.unique(clusters)) < 2:
+        nan = float("nan")
+        return {"dbi": nan, "silhouette": nan, "chs": nan}
+    return {
+        "dbi": float(davies_bouldin_score(x, clusters)),
+        "silhouette": float(silhouette_score(x, clusters, sample_size=silhouette_sample,
+                                             random_state=seed)),
+        "chs": float(calinski_harabasz_score(x, clusters)),
+    }
+
+
+def label_metrics(labels: np.ndarray, clusters: np.ndarray) -> dict:
+    return {
+        "accuracy": clustering_accuracy(labels, clusters),
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+        "ari": float(adjusted_rand_score(labels, clusters)),
+        "purity": purity(labels, clusters),
+    }
+
+
+def all_metrics(x: np.ndarray, clusters: np.ndarray, labels: np.ndarray | None, n_clusters: int,
+                silhouette_sample: int | None = None, seed: int = 0) -> dict:
+    row = internal_metrics(x, clusters, silhouette_sample, seed)
+    if labels is not None:
+        row.update(label_metrics(labels, clusters))
+    row["n_clusters_used"] = int(len(np.unique(clusters)))
+    row["min_cluster_size"] = int(np.bincount(clusters, minlength=n_clusters).min()) if len(clusters) else 0
+    return row
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
+    return frame.to_markdown(index=False, floatfmt=f".{digits}f")

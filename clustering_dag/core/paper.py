@@ -1,0 +1,87 @@
+"""The paper's reported numbers and the comparison of a run against them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from clustering_dag.core.metrics import INTERNAL
+
+REPRESENTATIONS = ("original", "reconstructed", "latent")
+
+# Agarap & Azcarraga (2019), Tables 1-2: (DBI, Silhouette, Calinski-Harabasz).
+PAPER_TABLE = {
+    "mnist": {
+        "original": (2.857, 0.061, 391.245),
+        "reconstructed": (2.300, 0.099, 563.361),
+        "latent": (1.557, 0.186, 1497.287),
+    },
+    "fashion_mnist": {
+        "original": (1.811, 0.155, 1269.635),
+        "reconstructed": (1.419, 0.216, 2010.841),
+        "latent": (1.328, 0.238, 3609.196),
+    },
+}
+
+
+def paper_frame(dataset: str) -> pd.DataFrame | None:
+    table = PAPER_TABLE.get(dataset)
+    if table is None:
+        return None
+    return pd.DataFrame(
+        [(rep, *vals) for rep, vals in table.items()],
+        columns=["representation", "dbi", "silhouette", "chs"],
+    )
+
+
+def best_representation(frame: pd.DataFrame, metric: str) -> str:
+    """The representation that scores best on ``metric`` (lowest DBI, highest SS/CHS)."""
+    values = frame.set_index("representation")[metric]
+    return str(values.idxmin() if INTERNAL[metric] == "lower" else values.idxmax())
+
+
+def latent_beats_original(frame: pd.DataFrame) -> dict[str, bool]:
+    v = frame.set_index("representation")
+    out = {}
+    for metric, better in INTERNAL.items():
+        lat, orig = v.loc["latent", metric], v.loc["original", metric]
+        out[metric] = bool(lat < orig if better == "lower" else lat > orig)
+    return out
+
+
+def compare_with_paper(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, dict]:
+    """Our internal metrics (mean and sd over the rows of each representation) beside the paper's.
+
+    ``ours`` has columns representation, dbi, silhouette, chs, one row per seed. Returns the
+    comparison table and a summary: which representation is best on each metric for us and the
+    paper, and whether the paper's ranking (latent best on all three) holds.
+    """
+    grouped = ours.groupby("representation")[list(INTERNAL)]
+    mean = grouped.mean().reindex(list(REPRESENTATIONS))
+    sd = grouped.std(ddof=1).reindex(list(REPRESENTATIONS))
+    n = grouped.size().reindex(list(REPRESENTATIONS))
+    paper = paper_frame(dataset)
+    rows = []
+    for rep in REPRESENTATIONS:
+        for metric in INTERNAL:
+            row = {"representation": rep, "metric": metric, "ours_mean": mean.loc[rep, metric],
+                   "ours_sd": sd.loc[rep, metric], "n_seeds": int(n.loc[rep])}
+            if paper is not None:
+                theirs = float(paper.set_index("representation").loc[rep, metric])
+                row["paper"] = theirs
+                row["relative_diff"] = (row["ours_mean"] - theirs) / abs(theirs)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    ours_mean = mean.reset_index()
+    summary = {
+        "ours_best": {m: best_representation(ours_mean, m) for m in INTERNAL},
+        "latent_best_on_all": all(best_representation(ours_mean, m) == "latent" for m in INTERNAL),
+    }
+    if paper is not None:
+        summary["paper_best"] = {m: best_representation(paper, m) for m in INTERNAL}
+        summary["ranking_matches_paper"] = summary["ours_best"] == summary["paper_best"]
+    return table, summary
+
+
+def format_mean_sd(mean: float, sd: float) -> str:
+    return f"{mean:.3f}" if not np.isfinite(sd) else f"{mean:.3f} ± {sd:.3f}"
