@@ -7,7 +7,7 @@ from pydantic import Field
 
 from clustering_dag.assets.common import png_markdown
 from clustering_dag.core.arrays import Splits
-from clustering_dag.core.figures import image_rows
+from clustering_dag.core.figures import image_rows, to_png
 from clustering_dag.core.noise import add_gaussian_noise
 from clustering_dag.partitions import dataset_partitions
 from clustering_dag.resources import DatasetSource
@@ -56,7 +56,7 @@ def raw_dataset(context: AssetExecutionContext, config: RawDataConfig,
         "source": MetadataValue.path(data.meta["source"]),
         "train_label_counts": _label_counts(data.train_y),
         "pixel_range": f"[{data.train_x.min():.3f}, {data.train_x.max():.3f}]",
-        "samples": png_markdown(image_rows([data.test_x[:10]], ["test images"], shape), "samples"),
+        "samples": png_markdown(to_png(image_rows([data.test_x[:10]], ["test images"], shape))),
     })
 
 
@@ -83,6 +83,6 @@ def noisy_test_set(context: AssetExecutionContext, config: NoiseConfig,
         "measured_noise_mean": float(delta.mean()),
         "measured_noise_std": float(delta.std()),
         "pixel_range": f"[{test.min():.3f}, {test.max():.3f}]",
-        "samples": png_markdown(image_rows([raw_dataset.test_x[:10], test[:10]],
-                                           ["clean", f"noisy (sigma={config.sigma})"], shape)),
+        "samples": png_markdown(to_png(image_rows([raw_dataset.test_x[:10], test[:10]],
+                                                  ["clean", f"noisy (sigma={config.sigma})"], shape))),
     })

@@ -53,7 +53,8 @@ def build_figure_assets(variant: str) -> list:
             )(fn)
         return decorator
 
-    def result(context: AssetExecutionContext, png: bytes, name: str, **extra) -> MaterializeResult:
+    def result(context: AssetExecutionContext, fig, name: str, **extra) -> MaterializeResult:
+        png = figures.to_png(fig)
         path = save_figure(png, [variant, name], context.partition_key)
         return MaterializeResult(metadata={**figure_metadata(png, path, name), **extra})
 
@@ -64,9 +65,9 @@ def build_figure_assets(variant: str) -> list:
     def figure_reconstructions(context: AssetExecutionContext, noisy_test_set: Splits,
                                reconstructed: Splits) -> MaterializeResult:
         shape = noisy_test_set.meta["image_shape"]
-        png = figures.image_rows([noisy_test_set.test_x[:10], reconstructed.test_x[:10]],
+        fig = figures.image_rows([noisy_test_set.test_x[:10], reconstructed.test_x[:10]],
                                  ["noisy test images", "reconstructions"], shape)
-        return result(context, png, "reconstructions")
+        return result(context, fig, "reconstructions")
 
     @figure_asset("tsne",
                   {"raw_dataset": AssetIn(AssetKey("raw_dataset")), "trained_vae": AssetIn(vae_key)},
@@ -80,10 +81,9 @@ def build_figure_assets(variant: str) -> list:
                                       perplexity=min(config.perplexity, (len(x) - 1) / 3),
                                       n_components=config.n_components, seed=config.seed,
                                       pca_dims=config.pca_dims, max_iter=config.max_iter)
-        png3 = figures.tsne_figure(emb, y, three_d=True)
-        png2 = figures.tsne_figure(emb, y, three_d=False)
+        png2 = figures.to_png(figures.tsne_figure(emb, y, three_d=False))
         path2 = save_figure(png2, [variant, "tsne_2d"], context.partition_key)
-        return result(context, png3, "tsne", **{
+        return result(context, figures.tsne_figure(emb, y, three_d=True), "tsne", **{
             f"2d_{k}": v for k, v in figure_metadata(png2, path2, "tsne 2-D").items()})
 
     @figure_asset("voronoi",
@@ -104,9 +104,9 @@ def build_figure_assets(variant: str) -> list:
                                 trained_vae: TrainedVAE, raw_dataset: Splits) -> MaterializeResult:
         centers = ClusterModel.from_frame(kmeans_latent).centers
         images = decode(trained_vae, centers)
-        png = figures.image_rows([images], ["decoded latent centroids"],
+        fig = figures.image_rows([images], ["decoded latent centroids"],
                                  raw_dataset.meta["image_shape"])
-        return result(context, png, "latent_centroids")
+        return result(context, fig, "latent_centroids")
 
     @figure_asset("loss_curve", {"trained_vae": AssetIn(vae_key)},
                   "Training loss, reconstruction term and KL per epoch.")

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from clustering_dag.assets.common import png_markdown
 from clustering_dag.core.arrays import Splits
-from clustering_dag.core.figures import loss_curve
+from clustering_dag.core.figures import loss_curve, to_png
 from clustering_dag.core.vae import VARIANTS, TrainedVAE, represent, train_vae, variant_config
 from clustering_dag.partitions import dataset_partitions
 from clustering_dag.resources import Accelerator
@@ -98,7 +98,7 @@ def build_vae_assets(variant: str) -> list:
             "seconds_per_epoch": round(trained.seconds / cfg.epochs, 3),
             "history": MetadataValue.md(pd.DataFrame(trained.history).to_markdown(
                 index=False, floatfmt=".4f")),
-            "loss_curve": png_markdown(loss_curve(trained.history), "loss curve"),
+            "loss_curve": png_markdown(to_png(loss_curve(trained.history)), "loss curve"),
         })
 
     @multi_asset(

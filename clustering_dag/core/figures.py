@@ -1,4 +1,4 @@
-"""The paper's figures (and a few more), drawn with matplotlib into PNG bytes."""
+"""The paper's figures (and a few more) as matplotlib figures; :func:`to_png` renders them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
@@ -15,14 +16,15 @@ from sklearn.manifold import TSNE  # noqa: E402
 from sklearn.metrics import silhouette_score  # noqa: E402
 
 
-def to_png(fig) -> bytes:
+def to_png(fig: Figure) -> bytes:
+    """Render and close a figure."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
 
-def image_rows(rows: list[np.ndarray], titles: list[str], image_shape) -> bytes:
+def image_rows(rows: list[np.ndarray], titles: list[str], image_shape) -> Figure:
     """One row of images per array in ``rows`` (each n x pixels), titled per row."""
     n = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.0, len(rows) * 1.15), squeeze=False)
@@ -33,10 +35,10 @@ def image_rows(rows: list[np.ndarray], titles: list[str], image_shape) -> bytes:
             if c < len(images):
                 ax.imshow(np.clip(images[c].reshape(image_shape), 0, 1), cmap="gray", vmin=0, vmax=1)
         axes[r, 0].set_title(title, loc="left", fontsize=9)
-    return to_png(fig)
+    return fig
 
 
-def loss_curve(history: list[dict]) -> bytes:
+def loss_curve(history: list[dict]) -> Figure:
     epochs = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.plot(epochs, [h["reconstruction"] for h in history], label="reconstruction")
@@ -47,7 +49,7 @@ def loss_curve(history: list[dict]) -> bytes:
     b.plot(epochs, [h["kl"] for h in history], color="C2")
     b.set_xlabel("epoch")
     b.set_title("KL(q(z|x) || p(z))")
-    return to_png(fig)
+    return fig
 
 
 def tsne_embeddings(spaces: dict[str, np.ndarray], perplexity: float = 50.0, n_components: int = 3,
@@ -62,7 +64,7 @@ def tsne_embeddings(spaces: dict[str, np.ndarray], perplexity: float = 50.0, n_c
     return out
 
 
-def tsne_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, three_d: bool) -> bytes:
+def tsne_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, three_d: bool) -> Figure:
     n = len(embeddings)
     fig = plt.figure(figsize=(4.2 * n, 4.0))
     for i, (name, emb) in enumerate(embeddings.items(), start=1):
@@ -75,11 +77,11 @@ def tsne_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, three_d: 
         ax.set_title(f"{name} (t-SNE {'3-D' if three_d else 'components 0-1'})", fontsize=9)
     if not three_d:
         fig.colorbar(sc, ax=fig.axes, ticks=range(10), label="true label", shrink=0.8)
-    return to_png(fig)
+    return fig
 
 
 def voronoi_figure(spaces: dict[str, np.ndarray], n_clusters: int = 10, seed: int = 0,
-                   mesh: int = 300) -> bytes:
+                   mesh: int = 300) -> Figure:
     """PCA to 2-D, k-means on the 2-D points, decision regions on a mesh (per space)."""
     n = len(spaces)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
@@ -97,7 +99,7 @@ def voronoi_figure(spaces: dict[str, np.ndarray], n_clusters: int = 10, seed: in
         ax.set_title(f"{name}: k-means on PCA-2D", fontsize=9)
         ax.set_xticks(())
         ax.set_yticks(())
-    return to_png(fig)
+    return fig
 
 
 def k_sweep(x: np.ndarray, ks=range(2, 21), seed: int = 0, n_init: int = 3,
@@ -110,7 +112,7 @@ def k_sweep(x: np.ndarray, ks=range(2, 21), seed: int = 0, n_init: int = 3,
     return rows
 
 
-def k_sweep_figure(rows: list[dict], chosen: int = 10) -> bytes:
+def k_sweep_figure(rows: list[dict], chosen: int = 10) -> Figure:
     ks = [r["k"] for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.plot(ks, [r["inertia"] for r in rows], "o-")
@@ -120,4 +122,4 @@ def k_sweep_figure(rows: list[dict], chosen: int = 10) -> bytes:
     for ax in (a, b):
         ax.axvline(chosen, color="gray", ls=":")
         ax.set_xlabel("k")
-    return to_png(fig)
+    return fig
