@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -47,7 +47,9 @@ class ComparisonConfig(Config):
 
 
 def representation_key(variant: str, rep: str) -> AssetKey:
-    return AssetKey(f"{rep}_representation") if rep == "original" else AssetKey([variant, f"{rep}_representation"])
+    """``original_representation`` is shared; the VAE's are per variant."""
+    name = f"{rep}_representation"
+    return AssetKey(name) if rep == "original" else AssetKey([variant, name])
 
 
 def kmeans_key(variant: str, rep: str) -> AssetKey:

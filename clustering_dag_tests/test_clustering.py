@@ -1,0 +1,124 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import (
+    adjusted_rand_score,
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    normalized_mutual_info_score,
+    silhouette_score,
+)
+from sklearn.mixture import GaussianMixture
+
+from clustering_dag.core.clustering import ClusterConfig, ClusterModel, fit_clusters
+from clustering_dag.core.errors import DataError
+from clustering_dag.core.metrics import all_metrics, clustering_accuracy, purity
+from clustering_dag.core.paper import compare_with_paper, latent_beats_original
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    x, y = make_blobs(n_samples=600, centers=4, n_features=5, random_state=0)
+    return x.astype(np.float32), y
+
+
+def test_hungarian_accuracy_on_permuted_labels():
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    permuted = np.array([2, 0, 1])[labels]  # same partition, other names
+    assert clustering_accuracy(labels, permuted) == 1.0
+    assert purity(labels, permuted) == 1.0
+    mixed = np.array([0, 1, 1, 1, 2, 2, 2])  # one point in the wrong group
+    assert clustering_accuracy(labels, mixed) == pytest.approx(6 / 7)
+
+
+def test_accuracy_penalises_merging_where_purity_does_not():
+    labels = np.array([0, 0, 1, 1])
+    split = np.array([0, 1, 2, 3])  # every point its own cluster: pure but not accurate
+    assert purity(labels, split) == 1.0
+    assert clustering_accuracy(labels, split) == 0.5
+
+
+def test_metrics_agree_with_sklearn(blobs):
+    x, y = blobs
+    clusters = KMeans(4, n_init=2, random_state=0).fit_predict(x)
+    row = all_metrics(x, clusters, y, n_clusters=4)
+    assert row["dbi"] == pytest.approx(davies_bouldin_score(x, clusters))
+    assert row["silhouette"] == pytest.approx(silhouette_score(x, clusters))
+    assert row["chs"] == pytest.approx(calinski_harabasz_score(x, clusters))
+    assert row["nmi"] == pytest.approx(normalized_mutual_info_score(y, clusters))
+    assert row["ari"] == pytest.approx(adjusted_rand_score(y, clusters))
+    assert row["accuracy"] == 1.0 and row["min_cluster_size"] == 150
+
+
+def test_empty_cluster_is_counted():
+    x = np.random.default_rng(0).random((20, 2))
+    clusters = np.array([0] * 10 + [1] * 10)
+    assert all_metrics(x, clusters, None, n_clusters=3)["min_cluster_size"] == 0
+
+
+def test_kmeans_centroid_round_trip_gives_identical_predictions(blobs):
+    x, _ = blobs
+    cfg = ClusterConfig(n_clusters=4, n_init=3, seed=1)
+    model = fit_clusters(x, cfg)
+    reference = KMeans(4, init="k-means++", n_init=3, max_iter=500, random_state=1).fit(x)
+    back = ClusterModel.from_frame(model.to_frame())
+    np.testing.assert_array_equal(back.predict(x), reference.predict(x))
+    assert back.inertia == pytest.approx(reference.inertia_)
+
+
+def test_gmm_alternative_round_trip(blobs):
+    x, _ = blobs
+    model = fit_clusters(x, ClusterConfig(method="gmm", n_clusters=4, n_init=1, seed=0))
+    reference = GaussianMixture(4, covariance_type="diag", n_init=1, max_iter=500,
+                                random_state=0, reg_covar=1e-4).fit(x)
+    back = ClusterModel.from_frame(model.to_frame())
+    np.testing.assert_array_equal(back.predict(x), reference.predict(x))
+
+
+def test_clustering_rejects_bad_input():
+    with pytest.raises(DataError, match="NaN or Inf"):
+        fit_clusters(np.array([[np.nan, 1.0]] * 20), ClusterConfig())
+    with pytest.raises(DataError, match="10 clusters from 5 points"):
+        fit_clusters(np.zeros((5, 2)), ClusterConfig())
+    with pytest.raises(ValueError, match="method"):
+        ClusterConfig(method="dbscan")
+
+
+def _ours(latent_dbi):
+    return pd.DataFrame([
+        {"representation": "original", "dbi": 2.9, "silhouette": 0.06, "chs": 390.0},
+        {"representation": "reconstructed", "dbi": 2.3, "silhouette": 0.10, "chs": 560.0},
+        {"representation": "latent", "dbi": latent_dbi, "silhouette": 0.19, "chs": 1500.0},
+    ])
+
+
+def test_comparison_keeps_the_paper_ranking():
+    table, summary = compare_with_paper(_ours(1.5), "mnist")
+    assert summary["ranking_matches_paper"] and summary["latent_best_on_all"]
+    row = table.set_index(["representation", "metric"]).loc[("latent", "dbi")]
+    assert row["paper"] == 1.557
+    assert row["relative_diff"] == pytest.approx((1.5 - 1.557) / 1.557)
+
+
+def test_comparison_flags_a_ranking_change():
+    table, summary = compare_with_paper(_ours(2.5), "mnist")  # reconstructed now best on DBI
+    assert summary["ranking_matches_paper"] is False
+    assert summary["ours_best"]["dbi"] == "reconstructed" and summary["paper_best"]["dbi"] == "latent"
+    assert latent_beats_original(_ours(2.5)) == {"dbi": True, "silhouette": True, "chs": True}
+    assert latent_beats_original(_ours(3.0))["dbi"] is False
+
+
+def test_comparison_over_seeds_reports_mean_and_sd():
+    runs = pd.concat([_ours(1.4), _ours(1.6)], ignore_index=True)
+    table, _ = compare_with_paper(runs, "fashion_mnist")
+    row = table.set_index(["representation", "metric"]).loc[("latent", "dbi")]
+    assert row["ours_mean"] == pytest.approx(1.5)
+    assert row["ours_sd"] == pytest.approx(np.std([1.4, 1.6], ddof=1))
+    assert row["n_seeds"] == 2
+
+
+def test_comparison_without_paper_numbers():
+    table, summary = compare_with_paper(_ours(1.5), "my_table")
+    assert "paper" not in table and "ranking_matches_paper" not in summary

@@ -1,0 +1,77 @@
+"""The whole graph, from raw data to comparison and figures, on the quick profile."""
+
+import pytest
+import yaml
+from dagster import AssetKey, materialize
+
+from clustering_dag.core.arrays import Splits
+from clustering_dag.definitions import all_assets, defs, resources
+from clustering_dag.profiles import PROFILES, profile_path, quick
+
+
+@pytest.fixture(scope="module")
+def quick_run(data_dir, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    cache = tmp_path_factory.mktemp("cache")
+    mp.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))
+    mp.setenv("CLUSTERING_DAG_CACHE_DIR", str(cache))
+    result = materialize(all_assets, partition_key="mnist", run_config=quick(), resources=resources)
+    yield result, cache
+    mp.undo()
+
+
+def test_every_asset_materializes(quick_run):
+    result, _ = quick_run
+    assert result.success
+    done = {m.asset_key for m in result.get_asset_materialization_events()
+            for m in [m.event_specific_data.materialization]}
+    assert done == set(defs.resolve_all_asset_keys())
+
+
+def test_representations(quick_run):
+    result, _ = quick_run
+    for variant in ("paper", "elbo"):
+        latent = result.output_for_node(f"{variant}_representations", "latent_representation")
+        recon = result.output_for_node(f"{variant}_representations", "reconstructed_representation")
+        assert isinstance(latent, Splits)
+        assert latent.train_x.shape == (2000, 10) and latent.test_x.shape == (1000, 10)
+        assert recon.test_x.shape == (1000, 784)
+        assert latent.meta["variant"] == variant
+
+
+def test_metrics_table_and_checks(quick_run):
+    result, _ = quick_run
+    for variant in ("paper", "elbo"):
+        table = result.output_for_node(f"{variant}__clustering_metrics")
+        assert table["representation"].tolist() == ["original", "reconstructed", "latent"]
+        assert table[["dbi", "silhouette", "chs", "accuracy", "nmi", "ari", "purity"]].notna().all().all()
+        assert (table["dim"] == [784, 784, 10]).all()
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
+                  if e.asset_key == AssetKey([variant, "clustering_metrics"])}
+        assert checks["metrics_finite"] and checks["clusters_non_empty"]
+        assert "latent_beats_original" in checks
+        comparison = result.output_for_node(f"{variant}__paper_comparison")
+        assert len(comparison) == 9 and comparison["paper"].notna().all()
+
+
+def test_figures_written_and_inline(quick_run):
+    result, cache = quick_run
+    names = ["reconstructions", "tsne", "tsne_2d", "voronoi", "latent_centroids", "loss_curve", "k_sweep"]
+    for variant in ("paper", "elbo"):
+        for name in names:
+            png = cache / "figures" / variant / name / "mnist.png"
+            assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+        meta = result.asset_materializations_for_node(f"{variant}__figure_voronoi")[0].metadata
+        assert meta["figure"].value.startswith("![voronoi](data:image/png;base64,")
+    assert (cache / "paper" / "trained_vae" / "mnist.weights.h5").is_file()
+
+
+def test_profiles_on_disk_match_code():
+    for name, build in PROFILES.items():
+        on_disk = yaml.safe_load(profile_path(name).read_text())
+        assert on_disk == (build() or {"ops": {}}), "regenerate with python -m clustering_dag.profiles"
+
+
+def test_quick_profile_names_real_ops():
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert set(quick()["ops"]) <= {node.name for node in job.nodes}
