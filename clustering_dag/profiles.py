@@ -26,12 +26,13 @@ def full() -> dict:
 def quick() -> dict:
     """2,000 training and 1,000 test images, 2 epochs, light clustering and t-SNE."""
     ops: dict = {"raw_dataset": {"train_rows": 2000, "test_rows": 1000},
-                 "kmeans_original": {"n_init": 2}}
+                 "kmeans_original": {"n_init": 2},
+                 "tsne_original": {"max_iter": 250}}
     for v in VARIANTS:
         ops[f"{v}__trained_vae"] = {"epochs": 2, "batch_size": 128}
         ops[f"{v}__kmeans_reconstructed"] = {"n_init": 2}
         ops[f"{v}__kmeans_latent"] = {"n_init": 2}
-        ops[f"{v}__figure_tsne"] = {"max_iter": 250}
+        ops[f"{v}__tsne_embeddings"] = {"max_iter": 250}
         ops[f"{v}__figure_k_sweep"] = {"k_max": 12}
     return _ops(ops)
 

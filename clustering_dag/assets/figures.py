@@ -36,6 +36,34 @@ class SweepConfig(Config):
     seed: int = 1234
 
 
+def embed_frame(spaces: dict, labels, config: TsneConfig) -> pd.DataFrame:
+    """t-SNE of each space as one long table: representation, row, label, c0, c1[, c2]."""
+    n = len(labels)
+    emb = figures.tsne_embeddings(spaces, perplexity=min(config.perplexity, (n - 1) / 3),
+                                  n_components=config.n_components, seed=config.seed,
+                                  pca_dims=config.pca_dims, max_iter=config.max_iter)
+    frames = []
+    for rep, coords in emb.items():
+        frame = pd.DataFrame({"representation": rep, "row": range(n), "label": labels})
+        for i in range(3):
+            frame[f"c{i}"] = coords[:, i] if i < coords.shape[1] else 0.0
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+@asset(
+    partitions_def=dataset_partitions,
+    io_manager_key="parquet_io_manager",
+    group_name="data",
+    code_version="1",
+    kinds={"scikit-learn", "parquet"},
+    description="t-SNE of the clean test images' pixels; shared by the variants' t-SNE figures.",
+)
+def tsne_original(config: TsneConfig, raw_dataset: Splits) -> pd.DataFrame:
+    x, y = raw_dataset.test_x[: config.max_points], raw_dataset.test_y[: config.max_points]
+    return embed_frame({"original": x}, y, config)
+
+
 def build_figure_assets(variant: str) -> list:
     group = f"figures_{variant}"
     vae_key = AssetKey([variant, "trained_vae"])
@@ -69,21 +97,36 @@ def build_figure_assets(variant: str) -> list:
                                  ["noisy test images", "reconstructions"], shape)
         return result(context, fig, "reconstructions")
 
-    @figure_asset("tsne",
-                  {"raw_dataset": AssetIn(AssetKey("raw_dataset")), "trained_vae": AssetIn(vae_key)},
-                  "t-SNE (3 components, perplexity 50) of the clean test images in the original, "
-                  "reconstructed and latent spaces, coloured by true label: 3-D and components 0-1.")
-    def figure_tsne(context: AssetExecutionContext, config: TsneConfig, raw_dataset: Splits,
-                    trained_vae: TrainedVAE) -> MaterializeResult:
+    @asset(
+        key=AssetKey([variant, "tsne_embeddings"]),
+        partitions_def=dataset_partitions,
+        ins={"raw_dataset": AssetIn(AssetKey("raw_dataset")), "trained_vae": AssetIn(vae_key)},
+        io_manager_key="parquet_io_manager",
+        group_name=group,
+        code_version="1",
+        kinds={"scikit-learn", "parquet"},
+        description="t-SNE of the clean test images' reconstructions and latent codes.",
+    )
+    def tsne_embeddings(config: TsneConfig, raw_dataset: Splits,
+                        trained_vae: TrainedVAE) -> pd.DataFrame:
         x, y = raw_dataset.test_x[: config.max_points], raw_dataset.test_y[: config.max_points]
         latent, recon = represent(trained_vae, x, seed=trained_vae.config.seed + 2)
-        emb = figures.tsne_embeddings({"original": x, "reconstructed": recon, "latent": latent},
-                                      perplexity=min(config.perplexity, (len(x) - 1) / 3),
-                                      n_components=config.n_components, seed=config.seed,
-                                      pca_dims=config.pca_dims, max_iter=config.max_iter)
-        png2 = figures.to_png(figures.tsne_figure(emb, y, three_d=False))
+        return embed_frame({"reconstructed": recon, "latent": latent}, y, config)
+
+    @figure_asset("tsne",
+                  {"tsne_original": AssetIn(AssetKey("tsne_original")),
+                   "tsne_embeddings": AssetIn(AssetKey([variant, "tsne_embeddings"]))},
+                  "t-SNE (3 components, perplexity 50) of the clean test images in the original, "
+                  "reconstructed and latent spaces, coloured by true label: 3-D and components 0-1.")
+    def figure_tsne(context: AssetExecutionContext, tsne_original: pd.DataFrame,
+                    tsne_embeddings: pd.DataFrame) -> MaterializeResult:
+        frame = pd.concat([tsne_original, tsne_embeddings])
+        emb = {rep: frame.loc[frame["representation"] == rep, ["c0", "c1", "c2"]].to_numpy()
+               for rep in REPRESENTATIONS}
+        labels = tsne_original["label"].to_numpy()
+        png2 = figures.to_png(figures.tsne_figure(emb, labels, three_d=False))
         path2 = save_figure(png2, [variant, "tsne_2d"], context.partition_key)
-        return result(context, figures.tsne_figure(emb, y, three_d=True), "tsne", **{
+        return result(context, figures.tsne_figure(emb, labels, three_d=True), "tsne", **{
             f"2d_{k}": v for k, v in figure_metadata(png2, path2, "tsne 2-D").items()})
 
     @figure_asset("voronoi",
@@ -121,8 +164,8 @@ def build_figure_assets(variant: str) -> list:
         best = max(rows, key=lambda r: r["silhouette"])["k"]
         return result(context, figures.k_sweep_figure(rows), "k_sweep", best_k_by_silhouette=best)
 
-    return [figure_reconstructions, figure_tsne, figure_voronoi, figure_latent_centroids,
+    return [figure_reconstructions, tsne_embeddings, figure_tsne, figure_voronoi, figure_latent_centroids,
             figure_loss_curve, figure_k_sweep]
 
 
-figure_assets = [a for variant in VARIANTS for a in build_figure_assets(variant)]
+figure_assets = [tsne_original, *(a for variant in VARIANTS for a in build_figure_assets(variant))]
