@@ -33,18 +33,27 @@ class DatasetSource(ConfigurableResource):
     def raw_cache(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else PROJECT_ROOT / "data" / "raw"
 
-    def load(self, dataset: str) -> Splits:
+    def locate(self, dataset: str) -> Path:
+        """The folder holding ``dataset``'s files (downloading them if allowed and needed)."""
         spec = DATASETS.get(dataset)
         if spec is None:
             raise DataError(f"unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
-        folder = resolve_source(
+        return resolve_source(
             spec,
             data_dir=self.data_dir or data_dir_from_env(),
             cache_dir=self.raw_cache(),
             allow_download=self.allow_download,
             mirrors=tuple(self.mirrors) if self.mirrors else None,
         )
-        return load_image_dataset(spec, folder)
+
+    def load(self, dataset: str, folder: Path | None = None) -> Splits:
+        folder = folder or self.locate(dataset)
+        return load_image_dataset(DATASETS[dataset], folder)
+
+    @staticmethod
+    def fingerprint(folder: Path) -> list:
+        """What identifies the source files cheaply: names, sizes and modification times."""
+        return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.gz"))]
 
 
 class Accelerator(ConfigurableResource):

@@ -18,12 +18,19 @@ from dagster import (
 )
 from pydantic import Field
 
+from clustering_dag.assets.common import compute_or_reuse
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.clustering import ClusterConfig, ClusterModel, fit_clusters
 from clustering_dag.core.metrics import INTERNAL, all_metrics, internal_metrics, markdown_table
-from clustering_dag.core.paper import REPRESENTATIONS, compare_with_paper, latent_beats_original
+from clustering_dag.core.paper import (
+    REPRESENTATIONS,
+    compare_with_paper,
+    latent_beats_original,
+    ranking_summary,
+)
 from clustering_dag.core.vae import VARIANTS
 from clustering_dag.partitions import dataset_partitions
+from clustering_dag.storage import AssetStorage
 
 
 class ClusteringConfig(Config):
@@ -68,13 +75,21 @@ def build_kmeans_asset(key: AssetKey, rep_key: AssetKey, group: str):
         description=f"Clusters fitted on the training split of {rep_key.to_user_string()}; "
                     "stored as centroids (no pickle).",
     )
-    def kmeans(context: AssetExecutionContext, config: ClusteringConfig,
-               representation: Splits) -> Output[pd.DataFrame]:
+    def kmeans(context: AssetExecutionContext, config: ClusteringConfig, representation: Splits,
+               asset_storage: AssetStorage) -> Output[pd.DataFrame]:
         cfg = ClusterConfig(**config.model_dump())
-        model = fit_clusters(representation.train_x, cfg)
-        context.log.info(f"{cfg.method} on {representation.train_x.shape}: "
-                         f"inertia {model.inertia:.4g} after {model.n_iter} iterations")
-        return Output(model.to_frame(), metadata={
+
+        def fit() -> pd.DataFrame:
+            fitted = fit_clusters(representation.train_x, cfg)
+            context.log.info(f"{cfg.method} on {representation.train_x.shape}: "
+                             f"inertia {fitted.inertia:.4g} after {fitted.n_iter} iterations")
+            return fitted.to_frame()
+
+        frame, reused = compute_or_reuse(context, asset_storage, fit, config=config,
+                                         inputs=[representation])
+        model = ClusterModel.from_frame(frame)
+        return Output(frame, metadata={
+            "reused": reused,
             "method": cfg.method, "n_clusters": cfg.n_clusters, "inertia": model.inertia,
             "n_iter": model.n_iter, "fit_rows": len(representation.train_x)})
 
@@ -113,16 +128,22 @@ def build_cluster_assets(variant: str) -> list:
         kinds={"parquet"},
         description="Cluster of each noisy test point in each representation (predicted from centroids).",
     )
-    def cluster_assignments(**inputs) -> Output[pd.DataFrame]:
-        test_y = inputs["original_representation"].test_y
-        frame = pd.DataFrame({"row": np.arange(len(inputs["original_representation"].test_x))})
-        if test_y is not None:
-            frame["label"] = test_y
-        for rep in REPRESENTATIONS:
-            model = ClusterModel.from_frame(inputs[f"kmeans_{rep}"])
-            frame[rep] = model.predict(inputs[f"{rep}_representation"].test_x)
+    def cluster_assignments(context: AssetExecutionContext, asset_storage: AssetStorage,
+                            **inputs) -> Output[pd.DataFrame]:
+        def predict() -> pd.DataFrame:
+            test_y = inputs["original_representation"].test_y
+            frame = pd.DataFrame({"row": np.arange(len(inputs["original_representation"].test_x))})
+            if test_y is not None:
+                frame["label"] = test_y
+            for rep in REPRESENTATIONS:
+                model = ClusterModel.from_frame(inputs[f"kmeans_{rep}"])
+                frame[rep] = model.predict(inputs[f"{rep}_representation"].test_x)
+            return frame
+
+        frame, reused = compute_or_reuse(context, asset_storage, predict,
+                                         inputs=[inputs[k] for k in sorted(inputs)])
         sizes = {rep: np.bincount(frame[rep]).tolist() for rep in REPRESENTATIONS}
-        return Output(frame, metadata={"cluster_sizes": MetadataValue.json(sizes)})
+        return Output(frame, metadata={"reused": reused, "cluster_sizes": MetadataValue.json(sizes)})
 
     @asset(
         key=metrics_key,
@@ -146,21 +167,27 @@ def build_cluster_assets(variant: str) -> list:
         ],
     )
     def clustering_metrics(context: AssetExecutionContext, config: MetricsConfig,
-                           cluster_assignments: pd.DataFrame, **inputs):
-        k = len(inputs["kmeans_latent"])
-        labels = cluster_assignments["label"].to_numpy() if "label" in cluster_assignments else None
-        rows = []
-        for rep in REPRESENTATIONS:
-            x = inputs[f"{rep}_representation"].test_x
-            clusters = cluster_assignments[rep].to_numpy()
-            row = {"representation": rep, "dim": x.shape[1]}
-            row.update(all_metrics(x, clusters, labels, k, config.silhouette_sample))
-            rows.append(row)
-            context.log.info(f"{rep}: {row}")
-        frame = pd.DataFrame(rows)
+                           asset_storage: AssetStorage, cluster_assignments: pd.DataFrame, **inputs):
+        def score() -> pd.DataFrame:
+            k = len(inputs["kmeans_latent"])
+            labels = cluster_assignments["label"].to_numpy() if "label" in cluster_assignments else None
+            rows = []
+            for rep in REPRESENTATIONS:
+                x = inputs[f"{rep}_representation"].test_x
+                clusters = cluster_assignments[rep].to_numpy()
+                row = {"representation": rep, "dim": x.shape[1]}
+                row.update(all_metrics(x, clusters, labels, k, config.silhouette_sample))
+                rows.append(row)
+                context.log.info(f"{rep}: {row}")
+            return pd.DataFrame(rows)
+
+        frame, reused = compute_or_reuse(
+            context, asset_storage, score, config=config,
+            inputs=[cluster_assignments, *(inputs[k] for k in sorted(inputs))])
         yield Output(frame, metadata={
+            "reused": reused,
             "table": MetadataValue.md(markdown_table(frame)),
-            **{f"{r['representation']}_{m}": float(r[m]) for r in rows for m in INTERNAL},
+            **{f"{r['representation']}_{m}": float(r[m]) for r in frame.to_dict("records") for m in INTERNAL},
         })
         yield from metric_checks(frame)
 
@@ -176,22 +203,30 @@ def build_cluster_assets(variant: str) -> list:
                     "whether the paper's ranking (latent best on all three) holds.",
     )
     def paper_comparison(context: AssetExecutionContext, config: ComparisonConfig,
-                         clustering_metrics: pd.DataFrame, **inputs) -> Output[pd.DataFrame]:
-        runs = [clustering_metrics[["representation", *INTERNAL]]]
-        for seed in config.extra_seeds:
-            for rep in REPRESENTATIONS:
-                data = inputs[f"{rep}_representation"]
-                fitted = ClusterModel.from_frame(inputs[f"kmeans_{rep}"])
-                model = fit_clusters(data.train_x, ClusterConfig(
-                    method=fitted.method, n_clusters=len(fitted.centers), seed=seed))
-                row = internal_metrics(data.test_x, model.predict(data.test_x))
-                runs.append(pd.DataFrame([{"representation": rep, **row}]))
-                context.log.info(f"seed {seed}, {rep}: {row}")
-        table, summary = compare_with_paper(pd.concat(runs, ignore_index=True), context.partition_key)
+                         asset_storage: AssetStorage, clustering_metrics: pd.DataFrame,
+                         **inputs) -> Output[pd.DataFrame]:
+        def compare() -> pd.DataFrame:
+            runs = [clustering_metrics[["representation", *INTERNAL]].assign(seed="asset")]
+            for seed in config.extra_seeds:
+                for rep in REPRESENTATIONS:
+                    data = inputs[f"{rep}_representation"]
+                    fitted = ClusterModel.from_frame(inputs[f"kmeans_{rep}"])
+                    model = fit_clusters(data.train_x, ClusterConfig(
+                        method=fitted.method, n_clusters=len(fitted.centers), seed=seed))
+                    row = internal_metrics(data.test_x, model.predict(data.test_x))
+                    runs.append(pd.DataFrame([{"representation": rep, **row, "seed": str(seed)}]))
+                    context.log.info(f"seed {seed}, {rep}: {row}")
+            return compare_with_paper(pd.concat(runs, ignore_index=True), context.partition_key)
+
+        table, reused = compute_or_reuse(
+            context, asset_storage, compare, config=config,
+            inputs=[clustering_metrics, *(inputs[k] for k in sorted(inputs))])
+        summary = ranking_summary(table)
         if summary.get("ranking_matches_paper") is False:
             context.log.warning(f"ranking differs from the paper: ours {summary['ours_best']}, "
                                 f"paper {summary['paper_best']}")
         return Output(table, metadata={
+            "reused": reused,
             "table": MetadataValue.md(markdown_table(table)),
             "summary": MetadataValue.json(summary),
             "latent_best_on_all": summary["latent_best_on_all"],

@@ -5,12 +5,13 @@ import numpy as np
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from pydantic import Field
 
-from clustering_dag.assets.common import png_markdown
+from clustering_dag.assets.common import compute_or_reuse, png_markdown
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.figures import image_rows, to_png
 from clustering_dag.core.noise import add_gaussian_noise
 from clustering_dag.partitions import dataset_partitions
 from clustering_dag.resources import DatasetSource
+from clustering_dag.storage import AssetStorage
 
 
 class RawDataConfig(Config):
@@ -41,16 +42,24 @@ def _label_counts(y) -> str:
     kinds={"parquet"},
 )
 def raw_dataset(context: AssetExecutionContext, config: RawDataConfig,
-                dataset_source: DatasetSource) -> Output[Splits]:
+                dataset_source: DatasetSource, asset_storage: AssetStorage) -> Output[Splits]:
     """Train and test images with labels, pixels as float32 in [0, 1], flattened to 784 columns."""
-    data = dataset_source.load(context.partition_key)
-    if config.train_rows or config.test_rows:
-        data = Splits(data.train_x[: config.train_rows], data.train_y[: config.train_rows],
-                      data.test_x[: config.test_rows], data.test_y[: config.test_rows],
-                      meta=data.meta)
+    folder = dataset_source.locate(context.partition_key)
+
+    def load() -> Splits:
+        data = dataset_source.load(context.partition_key, folder)
+        if config.train_rows or config.test_rows:
+            data = Splits(data.train_x[: config.train_rows], data.train_y[: config.train_rows],
+                          data.test_x[: config.test_rows], data.test_y[: config.test_rows],
+                          meta=data.meta)
+        return data
+
+    data, reused = compute_or_reuse(context, asset_storage, load, config=config,
+                                    extra=[str(folder), dataset_source.fingerprint(folder)])
     shape = data.meta["image_shape"]
     context.log.info(f"{context.partition_key}: {data.summary()} from {data.meta['source']}")
     return Output(data, metadata={
+        "reused": reused,
         "train_shape": str((len(data.train_x), *shape)),
         "test_shape": str((len(data.test_x), *shape)),
         "source": MetadataValue.path(data.meta["source"]),
@@ -67,16 +76,23 @@ def raw_dataset(context: AssetExecutionContext, config: RawDataConfig,
     code_version="1",
     kinds={"parquet"},
 )
-def noisy_test_set(context: AssetExecutionContext, config: NoiseConfig,
-                   raw_dataset: Splits) -> Output[Splits]:
+def noisy_test_set(context: AssetExecutionContext, config: NoiseConfig, raw_dataset: Splits,
+                   asset_storage: AssetStorage) -> Output[Splits]:
     """The paper's noisy images: the test set plus N(0, sigma^2) noise, and, as the authors did,
     the training set with its own noise draw (train: seed, test: seed + 1)."""
-    train = add_gaussian_noise(raw_dataset.train_x, config.sigma, config.seed, config.clip)
-    test = add_gaussian_noise(raw_dataset.test_x, config.sigma, config.seed + 1, config.clip)
-    noisy = raw_dataset.with_x(train, test, noise=config.model_dump())
+
+    def make_noisy() -> Splits:
+        train = add_gaussian_noise(raw_dataset.train_x, config.sigma, config.seed, config.clip)
+        test = add_gaussian_noise(raw_dataset.test_x, config.sigma, config.seed + 1, config.clip)
+        return raw_dataset.with_x(train, test, noise=config.model_dump())
+
+    noisy, reused = compute_or_reuse(context, asset_storage, make_noisy, config=config,
+                                     inputs=[raw_dataset])
+    test = noisy.test_x
     delta = test - raw_dataset.test_x
     shape = raw_dataset.meta["image_shape"]
     return Output(noisy, metadata={
+        "reused": reused,
         "sigma": config.sigma,
         "seed": config.seed,
         "clipped": config.clip,

@@ -1,22 +1,22 @@
 """Figures: the paper's (reconstructions, t-SNE, Voronoi) and a few a careful reader wants.
 
 Each figure is a PNG under ``<cache>/figures/<variant>/<name>/<partition>.png`` and is shown
-inline in the asset's metadata.
+inline in the asset's metadata. A figure whose inputs did not change is not drawn again.
 """
 
-
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, MaterializeResult, Output, asset
 from pydantic import Field
 
 from clustering_dag.assets.clustering import kmeans_key, representation_key
-from clustering_dag.assets.common import figure_metadata, save_figure
+from clustering_dag.assets.common import compute_or_reuse, figures_output
 from clustering_dag.core import figures
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.clustering import ClusterModel
 from clustering_dag.core.paper import REPRESENTATIONS
 from clustering_dag.core.vae import VARIANTS, TrainedVAE, decode, represent
 from clustering_dag.partitions import dataset_partitions
+from clustering_dag.storage import AssetStorage
 
 
 class TsneConfig(Config):
@@ -37,7 +37,7 @@ class SweepConfig(Config):
 
 
 def embed_frame(spaces: dict, labels, config: TsneConfig) -> pd.DataFrame:
-    """t-SNE of each space as one long table: representation, row, label, c0, c1[, c2]."""
+    """t-SNE of each space as one long table: representation, row, label, c0, c1, c2."""
     n = len(labels)
     emb = figures.tsne_embeddings(spaces, perplexity=min(config.perplexity, (n - 1) / 3),
                                   n_components=config.n_components, seed=config.seed,
@@ -59,9 +59,12 @@ def embed_frame(spaces: dict, labels, config: TsneConfig) -> pd.DataFrame:
     kinds={"scikit-learn", "parquet"},
     description="t-SNE of the clean test images' pixels; shared by the variants' t-SNE figures.",
 )
-def tsne_original(config: TsneConfig, raw_dataset: Splits) -> pd.DataFrame:
+def tsne_original(context: AssetExecutionContext, config: TsneConfig, raw_dataset: Splits,
+                  asset_storage: AssetStorage) -> Output[pd.DataFrame]:
     x, y = raw_dataset.test_x[: config.max_points], raw_dataset.test_y[: config.max_points]
-    return embed_frame({"original": x}, y, config)
+    frame, reused = compute_or_reuse(context, asset_storage, lambda: embed_frame({"original": x}, y, config),
+                                     config=config, inputs=[raw_dataset])
+    return Output(frame, metadata={"reused": reused})
 
 
 def build_figure_assets(variant: str) -> list:
@@ -69,33 +72,32 @@ def build_figure_assets(variant: str) -> list:
     vae_key = AssetKey([variant, "trained_vae"])
 
     def figure_asset(name: str, ins: dict, description: str):
-        def decorator(fn):
-            return asset(
-                key=AssetKey([variant, f"figure_{name}"]),
-                partitions_def=dataset_partitions,
-                ins=ins,
-                group_name=group,
-                code_version="1",
-                kinds={"matplotlib"},
-                description=description,
-            )(fn)
-        return decorator
+        return asset(
+            key=AssetKey([variant, f"figure_{name}"]),
+            partitions_def=dataset_partitions,
+            ins=ins,
+            group_name=group,
+            code_version="1",
+            kinds={"matplotlib"},
+            description=description,
+        )
 
-    def result(context: AssetExecutionContext, fig, name: str, **extra) -> MaterializeResult:
-        png = figures.to_png(fig)
-        path = save_figure(png, [variant, name], context.partition_key)
-        return MaterializeResult(metadata={**figure_metadata(png, path, name), **extra})
+    def result(context, storage, renders: dict, inputs: list, config=None) -> MaterializeResult:
+        return MaterializeResult(metadata=figures_output(context, storage, [variant], renders,
+                                                         config=config, inputs=inputs))
 
     @figure_asset("reconstructions",
                   {"noisy_test_set": AssetIn(AssetKey("noisy_test_set")),
                    "reconstructed": AssetIn(representation_key(variant, "reconstructed"))},
                   "Noisy test images (top) above their reconstructions (bottom), as Figures 1-2.")
-    def figure_reconstructions(context: AssetExecutionContext, noisy_test_set: Splits,
-                               reconstructed: Splits) -> MaterializeResult:
+    def figure_reconstructions(context: AssetExecutionContext, asset_storage: AssetStorage,
+                               noisy_test_set: Splits, reconstructed: Splits) -> MaterializeResult:
         shape = noisy_test_set.meta["image_shape"]
-        fig = figures.image_rows([noisy_test_set.test_x[:10], reconstructed.test_x[:10]],
-                                 ["noisy test images", "reconstructions"], shape)
-        return result(context, fig, "reconstructions")
+        render = lambda: figures.image_rows(  # noqa: E731
+            [noisy_test_set.test_x[:10], reconstructed.test_x[:10]],
+            ["noisy test images", "reconstructions"], shape)
+        return result(context, asset_storage, {"reconstructions": render},
+                      [noisy_test_set, reconstructed])
 
     @asset(
         key=AssetKey([variant, "tsne_embeddings"]),
@@ -107,65 +109,81 @@ def build_figure_assets(variant: str) -> list:
         kinds={"scikit-learn", "parquet"},
         description="t-SNE of the clean test images' reconstructions and latent codes.",
     )
-    def tsne_embeddings(config: TsneConfig, raw_dataset: Splits,
-                        trained_vae: TrainedVAE) -> pd.DataFrame:
-        x, y = raw_dataset.test_x[: config.max_points], raw_dataset.test_y[: config.max_points]
-        latent, recon = represent(trained_vae, x, seed=trained_vae.config.seed + 2)
-        return embed_frame({"reconstructed": recon, "latent": latent}, y, config)
+    def tsne_embeddings(context: AssetExecutionContext, config: TsneConfig, asset_storage: AssetStorage,
+                        raw_dataset: Splits, trained_vae: TrainedVAE) -> Output[pd.DataFrame]:
+        def embed() -> pd.DataFrame:
+            x, y = raw_dataset.test_x[: config.max_points], raw_dataset.test_y[: config.max_points]
+            latent, recon = represent(trained_vae, x, seed=trained_vae.config.seed + 2)
+            return embed_frame({"reconstructed": recon, "latent": latent}, y, config)
+
+        frame, reused = compute_or_reuse(context, asset_storage, embed, config=config,
+                                         inputs=[raw_dataset, trained_vae])
+        return Output(frame, metadata={"reused": reused})
 
     @figure_asset("tsne",
                   {"tsne_original": AssetIn(AssetKey("tsne_original")),
                    "tsne_embeddings": AssetIn(AssetKey([variant, "tsne_embeddings"]))},
                   "t-SNE (3 components, perplexity 50) of the clean test images in the original, "
                   "reconstructed and latent spaces, coloured by true label: 3-D and components 0-1.")
-    def figure_tsne(context: AssetExecutionContext, tsne_original: pd.DataFrame,
-                    tsne_embeddings: pd.DataFrame) -> MaterializeResult:
+    def figure_tsne(context: AssetExecutionContext, asset_storage: AssetStorage,
+                    tsne_original: pd.DataFrame, tsne_embeddings: pd.DataFrame) -> MaterializeResult:
         frame = pd.concat([tsne_original, tsne_embeddings])
         emb = {rep: frame.loc[frame["representation"] == rep, ["c0", "c1", "c2"]].to_numpy()
                for rep in REPRESENTATIONS}
         labels = tsne_original["label"].to_numpy()
-        png2 = figures.to_png(figures.tsne_figure(emb, labels, three_d=False))
-        path2 = save_figure(png2, [variant, "tsne_2d"], context.partition_key)
-        return result(context, figures.tsne_figure(emb, labels, three_d=True), "tsne", **{
-            f"2d_{k}": v for k, v in figure_metadata(png2, path2, "tsne 2-D").items()})
+        return result(context, asset_storage, {
+            "tsne": lambda: figures.tsne_figure(emb, labels, three_d=True),
+            "tsne_2d": lambda: figures.tsne_figure(emb, labels, three_d=False),
+        }, [tsne_original, tsne_embeddings])
 
     @figure_asset("voronoi",
                   {rep: AssetIn(representation_key(variant, rep)) for rep in REPRESENTATIONS},
                   "Voronoi diagrams (Figures 5-6): PCA to 2-D, k-means on the 2-D points, decision "
                   "regions on a mesh, per representation of the noisy test set.")
-    def figure_voronoi(context: AssetExecutionContext, original: Splits, reconstructed: Splits,
-                       latent: Splits) -> MaterializeResult:
+    def figure_voronoi(context: AssetExecutionContext, asset_storage: AssetStorage, original: Splits,
+                       reconstructed: Splits, latent: Splits) -> MaterializeResult:
         spaces = {"original": original.test_x, "reconstructed": reconstructed.test_x,
                   "latent": latent.test_x}
-        return result(context, figures.voronoi_figure(spaces, seed=1234), "voronoi")
+        return result(context, asset_storage,
+                      {"voronoi": lambda: figures.voronoi_figure(spaces, seed=1234)},
+                      [original, reconstructed, latent])
 
     @figure_asset("latent_centroids",
                   {"kmeans_latent": AssetIn(kmeans_key(variant, "latent")), "trained_vae": AssetIn(vae_key),
                    "raw_dataset": AssetIn(AssetKey("raw_dataset"))},
                   "The latent k-means centroids decoded back to images: what each cluster 'is'.")
-    def figure_latent_centroids(context: AssetExecutionContext, kmeans_latent: pd.DataFrame,
-                                trained_vae: TrainedVAE, raw_dataset: Splits) -> MaterializeResult:
-        centers = ClusterModel.from_frame(kmeans_latent).centers
-        images = decode(trained_vae, centers)
-        fig = figures.image_rows([images], ["decoded latent centroids"],
-                                 raw_dataset.meta["image_shape"])
-        return result(context, fig, "latent_centroids")
+    def figure_latent_centroids(context: AssetExecutionContext, asset_storage: AssetStorage,
+                                kmeans_latent: pd.DataFrame, trained_vae: TrainedVAE,
+                                raw_dataset: Splits) -> MaterializeResult:
+        def render():
+            images = decode(trained_vae, ClusterModel.from_frame(kmeans_latent).centers)
+            return figures.image_rows([images], ["decoded latent centroids"],
+                                      raw_dataset.meta["image_shape"])
+
+        return result(context, asset_storage, {"latent_centroids": render},
+                      [kmeans_latent, trained_vae, raw_dataset])
 
     @figure_asset("loss_curve", {"trained_vae": AssetIn(vae_key)},
                   "Training loss, reconstruction term and KL per epoch.")
-    def figure_loss_curve(context: AssetExecutionContext, trained_vae: TrainedVAE) -> MaterializeResult:
-        return result(context, figures.loss_curve(trained_vae.history), "loss_curve")
+    def figure_loss_curve(context: AssetExecutionContext, asset_storage: AssetStorage,
+                          trained_vae: TrainedVAE) -> MaterializeResult:
+        return result(context, asset_storage,
+                      {"loss_curve": lambda: figures.loss_curve(trained_vae.history)}, [trained_vae])
 
     @figure_asset("k_sweep", {"latent": AssetIn(representation_key(variant, "latent"))},
                   "k-means inertia and silhouette for k = 2..20 on the latent test codes: is 10 natural?")
-    def figure_k_sweep(context: AssetExecutionContext, config: SweepConfig,
+    def figure_k_sweep(context: AssetExecutionContext, config: SweepConfig, asset_storage: AssetStorage,
                        latent: Splits) -> MaterializeResult:
-        rows = figures.k_sweep(latent.test_x, range(config.k_min, config.k_max + 1), seed=config.seed)
-        best = max(rows, key=lambda r: r["silhouette"])["k"]
-        return result(context, figures.k_sweep_figure(rows), "k_sweep", best_k_by_silhouette=best)
+        def render():
+            rows = figures.k_sweep(latent.test_x, range(config.k_min, config.k_max + 1), seed=config.seed)
+            best = max(rows, key=lambda r: r["silhouette"])["k"]
+            context.log.info(f"k-sweep: best k by silhouette = {best}; {rows}")
+            return figures.k_sweep_figure(rows)
 
-    return [figure_reconstructions, tsne_embeddings, figure_tsne, figure_voronoi, figure_latent_centroids,
-            figure_loss_curve, figure_k_sweep]
+        return result(context, asset_storage, {"k_sweep": render}, [latent], config)
+
+    return [figure_reconstructions, tsne_embeddings, figure_tsne, figure_voronoi,
+            figure_latent_centroids, figure_loss_curve, figure_k_sweep]
 
 
 figure_assets = [tsne_original, *(a for variant in VARIANTS for a in build_figure_assets(variant))]

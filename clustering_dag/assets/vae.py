@@ -20,12 +20,13 @@ from dagster import (
 )
 from pydantic import Field
 
-from clustering_dag.assets.common import png_markdown
+from clustering_dag.assets.common import compute_or_reuse, fingerprint, png_markdown, reuse
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.figures import loss_curve, to_png
 from clustering_dag.core.vae import VARIANTS, TrainedVAE, represent, train_vae, variant_config
 from clustering_dag.partitions import dataset_partitions
 from clustering_dag.resources import Accelerator
+from clustering_dag.storage import AssetStorage, with_key
 
 
 class TrainingConfig(Config):
@@ -48,10 +49,14 @@ class TrainingConfig(Config):
     code_version="1",
     kinds={"parquet"},
 )
-def original_representation(noisy_test_set: Splits) -> Splits:
+def original_representation(context: AssetExecutionContext, noisy_test_set: Splits,
+                            asset_storage: AssetStorage) -> Output[Splits]:
     """The paper's 'original' representation: the noisy pixels themselves (train and test)."""
-    return noisy_test_set.with_x(noisy_test_set.train_x, noisy_test_set.test_x,
-                                 representation="original")
+    value, reused = compute_or_reuse(
+        context, asset_storage, inputs=[noisy_test_set],
+        compute=lambda: noisy_test_set.with_x(noisy_test_set.train_x, noisy_test_set.test_x,
+                                              representation="original"))
+    return Output(value, metadata={"reused": reused})
 
 
 def build_vae_assets(variant: str) -> list:
@@ -70,26 +75,33 @@ def build_vae_assets(variant: str) -> list:
         description=f"VAE trained as the '{variant}' variant: {VARIANTS[variant]}.",
     )
     def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelerator: Accelerator,
-                    raw_dataset: Splits, noisy_test_set: Splits) -> Output[TrainedVAE]:
+                    asset_storage: AssetStorage, raw_dataset: Splits,
+                    noisy_test_set: Splits) -> Output[TrainedVAE]:
         cfg = variant_config(
             variant, input_dim=raw_dataset.dim, hidden=tuple(config.hidden),
             latent_dim=config.latent_dim, epochs=config.epochs, batch_size=config.batch_size,
             learning_rate=config.learning_rate, seed=config.seed,
             **({} if config.beta is None else {"beta": config.beta}))
-        x = noisy_test_set.train_x if cfg.train_on_noisy else raw_dataset.train_x
-        device = accelerator.select(context.log)
-        context.log.info(f"training {variant} VAE on {len(x)} images: {cfg}")
+        x_source = noisy_test_set if cfg.train_on_noisy else raw_dataset
 
-        def log_epoch(row: dict) -> None:
-            context.log.info(
-                "epoch {epoch:3d}  loss {loss:.4f}  reconstruction {reconstruction:.4f}  "
-                "KL {kl:.3f}  {seconds:.2f} s  {samples_per_s:,.0f} samples/s".format(**row))
+        def train() -> TrainedVAE:
+            device = accelerator.select(context.log)
+            context.log.info(f"training {variant} VAE on {len(x_source.train_x)} images on {device}: {cfg}")
 
-        trained = train_vae(cfg, x, device=device, on_epoch=log_epoch)
+            def log_epoch(row: dict) -> None:
+                context.log.info(
+                    "epoch {epoch:3d}  loss {loss:.4f}  reconstruction {reconstruction:.4f}  "
+                    "KL {kl:.3f}  {seconds:.2f} s  {samples_per_s:,.0f} samples/s".format(**row))
+
+            return train_vae(cfg, x_source.train_x, device=device, on_epoch=log_epoch)
+
+        # The device is not part of the key: a model trained on a GPU serves a CPU run and back.
+        trained, reused = compute_or_reuse(context, asset_storage, train, kind="model",
+                                           config=config, inputs=[x_source], extra=cfg.to_json())
         final = trained.final
         return Output(trained, metadata={
+            "reused": reused,
             "variant": variant,
-            "device": device,
             "epochs": cfg.epochs,
             "final_loss": final["loss"],
             "final_reconstruction": final["reconstruction"],
@@ -121,8 +133,17 @@ def build_vae_assets(variant: str) -> list:
              "noisy_test_set": AssetIn(AssetKey("noisy_test_set"))},
     )
     def representations(context: AssetExecutionContext, trained_vae: TrainedVAE,
-                        raw_dataset: Splits, noisy_test_set: Splits):
+                        raw_dataset: Splits, noisy_test_set: Splits, asset_storage: AssetStorage):
         cfg = trained_vae.config
+        inputs = [trained_vae, raw_dataset, noisy_test_set]
+        keys = {out: fingerprint(context, inputs=inputs, output=out)
+                for out in ("reconstructed_representation", "latent_representation")}
+        stored = {out: reuse(context, asset_storage, key, "parquet", AssetKey([variant, out]))
+                  for out, key in keys.items()}
+        if all(v is not None for v in stored.values()):
+            for out, value in stored.items():
+                yield Output(with_key(value, keys[out]), out, metadata={"reused": True})
+            return
         train_in = noisy_test_set.train_x if cfg.train_on_noisy else raw_dataset.train_x
         z_train, r_train = represent(trained_vae, train_in, seed=cfg.seed)
         z_test, r_test = represent(trained_vae, noisy_test_set.test_x, seed=cfg.seed + 1)
@@ -132,11 +153,11 @@ def build_vae_assets(variant: str) -> list:
         latent = noisy_test_set.with_x(z_train, z_test, representation="latent", variant=variant)
         recon = noisy_test_set.with_x(r_train, r_test, representation="reconstructed",
                                       variant=variant)
-        yield Output(recon, "reconstructed_representation",
-                     metadata={"code": cfg.code, "test_mean_abs_error": float(
+        yield Output(with_key(recon, keys["reconstructed_representation"]), "reconstructed_representation",
+                     metadata={"reused": False, "code": cfg.code, "test_mean_abs_error": float(
                          np.abs(r_test - raw_dataset.test_x).mean())})
-        yield Output(latent, "latent_representation",
-                     metadata={"code": cfg.code, "latent_dim": cfg.latent_dim,
+        yield Output(with_key(latent, keys["latent_representation"]), "latent_representation",
+                     metadata={"reused": False, "code": cfg.code, "latent_dim": cfg.latent_dim,
                                "test_code_std": float(z_test.std())})
 
     return [trained_vae, representations]

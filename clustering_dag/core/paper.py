@@ -49,12 +49,12 @@ def latent_beats_original(frame: pd.DataFrame) -> dict[str, bool]:
     return out
 
 
-def compare_with_paper(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, dict]:
+def compare_with_paper(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Our internal metrics (mean and sd over the rows of each representation) beside the paper's.
 
-    ``ours`` has columns representation, dbi, silhouette, chs, one row per seed. Returns the
-    comparison table and a summary: which representation is best on each metric for us and the
-    paper, and whether the paper's ranking (latent best on all three) holds.
+    ``ours`` has columns representation, dbi, silhouette, chs, one row per seed. Returns one row
+    per representation and metric: ours_mean, ours_sd, n_seeds, and (for the paper's datasets)
+    paper and relative_diff.
     """
     grouped = ours.groupby("representation")[list(INTERNAL)]
     mean = grouped.mean().reindex(list(REPRESENTATIONS))
@@ -71,16 +71,25 @@ def compare_with_paper(ours: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, 
                 row["paper"] = theirs
                 row["relative_diff"] = (row["ours_mean"] - theirs) / abs(theirs)
             rows.append(row)
-    table = pd.DataFrame(rows)
-    ours_mean = mean.reset_index()
+    return pd.DataFrame(rows)
+
+
+def ranking_summary(comparison: pd.DataFrame) -> dict:
+    """Which representation is best on each metric, for us and the paper, and whether the
+    paper's ranking (latent best on all three) holds."""
+    def wide(column: str) -> pd.DataFrame:
+        return comparison.pivot(index="representation", columns="metric", values=column).reset_index()
+
+    ours = wide("ours_mean")
     summary = {
-        "ours_best": {m: best_representation(ours_mean, m) for m in INTERNAL},
-        "latent_best_on_all": all(best_representation(ours_mean, m) == "latent" for m in INTERNAL),
+        "ours_best": {m: best_representation(ours, m) for m in INTERNAL},
     }
-    if paper is not None:
+    summary["latent_best_on_all"] = all(v == "latent" for v in summary["ours_best"].values())
+    if "paper" in comparison:
+        paper = wide("paper")
         summary["paper_best"] = {m: best_representation(paper, m) for m in INTERNAL}
         summary["ranking_matches_paper"] = summary["ours_best"] == summary["paper_best"]
-    return table, summary
+    return summary
 
 
 def format_mean_sd(mean: float, sd: float) -> str:

@@ -124,6 +124,7 @@ class TrainedVAE:
     config: VAEConfig
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    cache_key: str = ""  # set by the pipeline: what inputs and config produced this model
 
     @property
     def final(self) -> dict:
@@ -230,6 +231,7 @@ def save_trained(trained: TrainedVAE, path: str) -> None:
         fh.attrs["clustering_dag_config"] = trained.config.to_json()
         fh.attrs["clustering_dag_history"] = json.dumps(trained.history)
         fh.attrs["clustering_dag_seconds"] = trained.seconds
+        fh.attrs["clustering_dag_cache_key"] = trained.cache_key
 
 
 def load_trained(path: str) -> TrainedVAE:
@@ -239,9 +241,10 @@ def load_trained(path: str) -> TrainedVAE:
         config = VAEConfig.from_json(fh.attrs["clustering_dag_config"])
         history = json.loads(fh.attrs["clustering_dag_history"])
         seconds = float(fh.attrs["clustering_dag_seconds"])
+        cache_key = str(fh.attrs.get("clustering_dag_cache_key", ""))
     model = VAE(config)
     model.load_weights(path)
-    return TrainedVAE(model, config, history, seconds)
+    return TrainedVAE(model, config, history, seconds, cache_key)
 
 
 __all__ = ["VAEConfig", "VARIANTS", "variant_config", "VAE", "TrainedVAE", "train_vae",

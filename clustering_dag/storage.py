@@ -1,0 +1,191 @@
+"""Where assets live on disk (or an object store), atomic writes, and the cache keys that make
+re-runs incremental.
+
+Every stored asset value carries a *cache key*: a hash of the asset's code version, its config,
+its partition and the cache keys of its inputs. The key is written into the file itself (parquet
+schema metadata, an HDF5 attribute, a PNG text chunk). A run whose key matches the stored one
+reuses the file instead of recomputing, and the IO managers skip rewriting it.
+"""
+
+import os
+import struct
+import tempfile
+import uuid
+import zlib
+from collections.abc import Callable
+
+import h5py
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import AssetKey, ConfigurableResource
+from pydantic import Field
+from upath import UPath
+
+from clustering_dag.core.arrays import Splits, table_to_splits
+from clustering_dag.core.errors import DataError
+from clustering_dag.settings import cache_root
+
+KEY_FIELD = "clustering_dag_cache_key"
+EXTENSIONS = {"parquet": ".parquet", "model": ".weights.h5", "png": ".png"}
+
+
+def is_local(path: UPath) -> bool:
+    return getattr(path, "protocol", "") in ("", "file", "local")
+
+
+def atomic_write(path: UPath, write: Callable[[str], None]) -> None:
+    """Call ``write(local_file)`` and move the result to ``path`` in one step.
+
+    Locally: a hidden temp file in the same folder, then ``os.replace`` (atomic on POSIX). On an
+    object store: a local temp file uploaded with one PUT, which is atomic there.
+    """
+    if is_local(path):
+        target = UPath(path.path)
+        os.makedirs(target.parent.path, exist_ok=True)
+        tmp = os.path.join(target.parent.path, f".tmp-{uuid.uuid4().hex}-{target.name}")
+        try:
+            write(tmp)
+            os.replace(tmp, target.path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            tmp = os.path.join(folder, path.name)
+            write(tmp)
+            with open(tmp, "rb") as src, path.open("wb") as dst:
+                dst.write(src.read())
+
+
+def local_copy(path: UPath, folder: str) -> str:
+    """A local file path for reading ``path`` with libraries that need one."""
+    if is_local(path):
+        return path.path
+    local = os.path.join(folder, path.name)
+    with path.open("rb") as src, open(local, "wb") as dst:
+        dst.write(src.read())
+    return local
+
+
+# --- cache keys carried by values -------------------------------------------------------------
+
+def key_of(value) -> str | None:
+    if isinstance(value, Splits):
+        return value.meta.get("cache_key")
+    attrs = getattr(value, "attrs", None)  # pandas DataFrame
+    if isinstance(attrs, dict):
+        return attrs.get("cache_key")
+    return getattr(value, "cache_key", None) or None
+
+
+def with_key(value, key: str | None):
+    if key is None:
+        return value
+    if isinstance(value, Splits):
+        value.meta["cache_key"] = key
+    elif isinstance(getattr(value, "attrs", None), dict):
+        value.attrs["cache_key"] = key
+    else:
+        value.cache_key = key
+    return value
+
+
+# --- parquet ----------------------------------------------------------------------------------
+
+def write_parquet(path: UPath, table: pa.Table, key: str | None) -> None:
+    if key:
+        meta = {**(table.schema.metadata or {}), KEY_FIELD.encode(): key.encode()}
+        table = table.replace_schema_metadata(meta)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+def read_parquet(path: UPath):
+    """A stored :class:`Splits` or DataFrame, with its cache key; a clear error if unreadable."""
+    try:
+        with path.open("rb") as fh:
+            table = pq.read_table(fh)
+    except FileNotFoundError:
+        raise DataError(f"cached asset file {path} is missing; "
+                        "materialize the upstream asset first.") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"cached asset file {path} is unreadable ({exc}); it is damaged. "
+                        "Re-materialize that asset to rewrite it.") from None
+    meta = table.schema.metadata or {}
+    key = meta.get(KEY_FIELD.encode(), b"").decode() or None
+    if b"clustering_dag" in meta:
+        value = table_to_splits(table, where=str(path))
+    else:
+        value = table.to_pandas()
+    return with_key(value, key)
+
+
+# --- PNG text chunks --------------------------------------------------------------------------
+
+def png_with_key(png: bytes, key: str) -> bytes:
+    """Insert a ``tEXt`` chunk holding the cache key right after the PNG header chunk."""
+    data = KEY_FIELD.encode() + b"\x00" + key.encode()
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    ihdr_end = 8 + 8 + 13 + 4
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+def png_key(png: bytes) -> str | None:
+    pos = 8
+    while pos + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        if kind == b"tEXt":
+            name, _, text = png[pos + 8:pos + 8 + length].partition(b"\x00")
+            if name == KEY_FIELD.encode():
+                return text.decode()
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        pos += 12 + length
+    return None
+
+
+# --- the resource -----------------------------------------------------------------------------
+
+class AssetStorage(ConfigurableResource):
+    """The asset cache: ``<base>/<asset key path>/<partition><extension>``.
+
+    ``base_path`` is a folder or any fsspec URL (``s3://bucket/prefix``); empty means
+    ``$CLUSTERING_DAG_CACHE_DIR`` or the project's ``data/``.
+    """
+
+    base_path: str = Field(default="", description="Folder or URL of the asset cache (default: data/).")
+
+    def root(self) -> UPath:
+        return UPath(self.base_path or cache_root())
+
+    def path(self, asset_key: AssetKey, partition: str, kind: str) -> UPath:
+        return self.root().joinpath(*asset_key.path, f"{partition}{EXTENSIONS[kind]}")
+
+    def stored_key(self, path: UPath, kind: str) -> str | None:
+        """The cache key written into a stored file, or None (missing or unreadable file)."""
+        try:
+            if kind == "parquet":
+                with path.open("rb") as fh:
+                    meta = pq.read_schema(fh).metadata or {}
+                return meta.get(KEY_FIELD.encode(), b"").decode() or None
+            if kind == "model":
+                with path.open("rb") as fh, h5py.File(fh, "r") as h5:
+                    return str(h5.attrs.get(KEY_FIELD, "")) or None
+            with path.open("rb") as fh:
+                return png_key(fh.read(4096))
+        except Exception:  # noqa: BLE001 - any unreadable file is simply not a cache hit
+            return None
+
+    def load(self, path: UPath, kind: str):
+        if kind == "parquet":
+            return read_parquet(path)
+        if kind == "model":
+            from clustering_dag.core.vae import load_trained
+
+            with tempfile.TemporaryDirectory() as folder:
+                try:
+                    return load_trained(local_copy(path, folder))
+                except (OSError, KeyError, ValueError) as exc:
+                    raise DataError(f"trained model {path} is unreadable ({exc}); "
+                                    "re-materialize trained_vae.") from None
+        with path.open("rb") as fh:
+            return fh.read()
