@@ -1,12 +1,11 @@
 """The whole graph, from raw data to comparison and figures, on the quick profile."""
 
 import pytest
-import yaml
 from dagster import AssetKey, materialize
 
 from clustering_dag.core.arrays import Splits
 from clustering_dag.definitions import all_assets, defs, resources
-from clustering_dag.profiles import PROFILES, profile_path, quick
+from clustering_dag.profiles import quick
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +63,3 @@ def test_figures_written_and_inline(quick_run):
         meta = result.asset_materializations_for_node(f"{variant}__figure_voronoi")[0].metadata
         assert meta["figure"].value.startswith("![voronoi](data:image/png;base64,")
     assert (cache / "paper" / "trained_vae" / "mnist.weights.h5").is_file()
-
-
-def test_profiles_on_disk_match_code():
-    for name, build in PROFILES.items():
-        on_disk = yaml.safe_load(profile_path(name).read_text())
-        assert on_disk == (build() or {"ops": {}}), "regenerate with python -m clustering_dag.profiles"
-
-
-def test_quick_profile_names_real_ops():
-    job = defs.resolve_implicit_global_asset_job_def()
-    assert set(quick()["ops"]) <= {node.name for node in job.nodes}

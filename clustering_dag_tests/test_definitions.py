@@ -1,0 +1,61 @@
+"""The code location loads: jobs, the schedule, automation conditions and profiles."""
+
+from datetime import UTC, datetime
+
+import yaml
+from dagster import AssetKey, DagsterInstance, build_schedule_context
+
+from clustering_dag.definitions import defs
+from clustering_dag.profiles import PROFILES, profile_path, quick
+
+
+def test_jobs_resolve_over_the_whole_graph():
+    every = set(defs.resolve_all_asset_keys())
+    for name in ("paper_run", "quick_run", "parallel_quick_run"):
+        job = defs.resolve_job_def(name)
+        assert job.partitions_def.get_partition_keys() == ["mnist", "fashion_mnist"]
+        assert set(job.asset_layer.executable_asset_keys) == every
+    assert defs.resolve_job_def("parallel_quick_run").executor_def.name == "multiprocess"
+    assert defs.resolve_job_def("quick_run").run_config_schema  # carries the quick profile
+
+
+def test_weekly_schedule_is_off_and_requests_every_dataset():
+    sched = defs.resolve_schedule_def("weekly_paper_run")
+    assert sched.cron_schedule == "0 3 * * 1"
+    assert sched.default_status.value == "STOPPED"
+    with DagsterInstance.ephemeral() as instance:
+        context = build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 11, 23, 3, tzinfo=UTC),
+            repository_def=defs.get_repository_def())
+        requests = list(sched.evaluate_tick(context).run_requests)
+    assert [r.partition_key for r in requests] == ["mnist", "fashion_mnist"]
+    assert [r.run_key for r in requests] == ["2026-11-23-mnist", "2026-11-23-fashion_mnist"]
+
+
+def test_automation_follows_upstream_except_roots_and_training():
+    graph = defs.resolve_asset_graph()
+    conditions = {k.to_user_string(): graph.get(k).automation_condition for k in graph.get_all_asset_keys()}
+    assert conditions["raw_dataset"] is None
+    assert conditions["paper/trained_vae"] is None and conditions["elbo/trained_vae"] is None
+    eager = {k for k, c in conditions.items() if c is not None}
+    assert {"noisy_test_set", "paper/latent_representation", "paper/clustering_metrics",
+            "elbo/figure_tsne"} <= eager
+    assert len(eager) == len(conditions) - 3
+
+
+def test_every_asset_has_a_code_version():
+    graph = defs.resolve_asset_graph()
+    missing = [k for k in graph.get_all_asset_keys() if not graph.get(k).code_version]
+    assert missing == []
+    assert graph.get(AssetKey(["paper", "trained_vae"])).group_name == "vae_paper"
+
+
+def test_profiles_on_disk_match_code():
+    for name, build in PROFILES.items():
+        on_disk = yaml.safe_load(profile_path(name).read_text())
+        assert on_disk == (build() or {"ops": {}}), "regenerate with python -m clustering_dag.profiles"
+
+
+def test_quick_profile_names_real_ops():
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert set(quick()["ops"]) <= {node.name for node in job.nodes}
