@@ -1,0 +1,168 @@
+"""End to end in a real browser: `dagster dev` on 127.0.0.1, headless Chromium (Debian's), the
+asset graph with its lineage, a quick-profile run launched and seen to succeed, screenshots."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from clustering_dag.definitions import defs
+from clustering_dag.profiles import quick
+from clustering_dag.settings import PROJECT_ROOT
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+
+# Screenshots go to a temporary folder; CLUSTERING_DAG_SCREENSHOT_DIR=docs refreshes the README's.
+SHOTS = Path(os.environ.get("CLUSTERING_DAG_SCREENSHOT_DIR", "/tmp/clustering_dag_screenshots"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, tmp_path_factory):
+    home = tmp_path_factory.mktemp("dagster_home")
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
+           "CLUSTERING_DAG_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    log = open(home / "dagster_dev.log", "w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster")), "dev", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    tail = (home / "dagster_dev.log").read_text()[-3000:]
+                    raise RuntimeError(f"dagster dev did not start: {tail}") from None
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium fetch a browser or driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1600,1000", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def graphql(driver, query: str, variables: dict | None = None) -> dict:
+    """Call the UI's own GraphQL API from inside the page, as its buttons do."""
+    script = """
+        const done = arguments[arguments.length - 1];
+        fetch('/graphql', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                           body: JSON.stringify({query: arguments[0], variables: arguments[1]})})
+          .then(r => r.json()).then(done).catch(e => done({error: String(e)}));
+    """
+    return driver.execute_async_script(script, query, variables or {})
+
+
+def wait_for_text(driver, text: str, timeout: float) -> None:
+    from selenium.webdriver.common.by import By
+
+    deadline = time.time() + timeout
+    while text not in driver.find_element(By.TAG_NAME, "body").text:
+        if time.time() > deadline:
+            raise AssertionError(f"{text!r} not shown within {timeout} s")
+        time.sleep(1)
+
+
+def dismiss_welcome(driver) -> None:
+    from selenium.webdriver.common.by import By
+
+    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+        button.click()
+
+
+def test_asset_graph_run_and_screenshots(server, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.set_script_timeout(60)
+    browser.get(f"{server}/asset-groups")
+    wait_for_text(browser, "Global asset lineage", 90)
+    time.sleep(2)
+    dismiss_welcome(browser)
+    for group in ("data", "vae_paper", "vae_elbo", "clustering_paper", "figures_elbo"):
+        wait_for_text(browser, group, 30)
+
+    nodes = graphql(browser, "{ assetNodes { assetKey { path } dependencyKeys { path } } }")
+    shown = {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]}
+             for n in nodes["data"]["assetNodes"]}
+    graph = defs.resolve_asset_graph()
+    expected = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+                for k in graph.get_all_asset_keys()}
+    assert shown == expected  # every asset, with its lineage
+    browser.save_screenshot(str(SHOTS / "asset_graph.png"))
+
+    repos = graphql(browser, "{ repositoriesOrError { ... on RepositoryConnection {"
+                             " nodes { name location { name } } } } }")
+    repo = repos["data"]["repositoriesOrError"]["nodes"][0]
+    launched = graphql(browser, """
+        mutation Launch($params: ExecutionParams!) {
+          launchPipelineExecution(executionParams: $params) {
+            __typename
+            ... on LaunchRunSuccess { run { runId } }
+            ... on PythonError { message }
+            ... on RunConfigValidationInvalid { errors { message } }
+          }
+        }""", {"params": {
+            "selector": {"repositoryLocationName": repo["location"]["name"],
+                         "repositoryName": repo["name"], "jobName": "quick_run"},
+            "runConfigData": json.dumps(quick()),
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "mnist"}]}}})
+    result = launched["data"]["launchPipelineExecution"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    run_id = result["run"]["runId"]
+
+    browser.get(f"{server}/runs/{run_id}")
+    wait_for_text(browser, "Success", 600)
+    status = graphql(browser, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
+                     {"id": run_id})
+    assert status["data"]["runOrError"]["status"] == "SUCCESS"
+
+    browser.get(f"{server}/assets/paper/clustering_metrics?partition=mnist")
+    wait_for_text(browser, "clustering_metrics", 60)
+    time.sleep(3)
+    dismiss_welcome(browser)
+    browser.save_screenshot(str(SHOTS / "clustering_metrics.png"))
+    browser.get(f"{server}/assets/paper/figure_voronoi?partition=mnist")
+    wait_for_text(browser, "figure_voronoi", 60)
+    time.sleep(3)
+    browser.save_screenshot(str(SHOTS / "figure_asset.png"))
+    for name in ("asset_graph", "clustering_metrics", "figure_asset"):
+        assert (SHOTS / f"{name}.png").stat().st_size > 20_000
