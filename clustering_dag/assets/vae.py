@@ -72,6 +72,9 @@ def build_vae_assets(variant: str) -> list:
         group_name=group,
         code_version="1",
         kinds={"tensorflow"},
+        # One training at a time per pool slot: `dagster instance concurrency set vae_training 1`
+        # keeps a single GPU from being shared by two runs.
+        pool="vae_training",
         description=f"VAE trained as the '{variant}' variant: {VARIANTS[variant]}.",
     )
     def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelerator: Accelerator,
