@@ -5,11 +5,18 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from dagster import AssetExecutionContext, AssetKey, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, MetadataValue, asset
 
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.figures import to_png
+from clustering_dag.partitions import dataset_partitions
 from clustering_dag.storage import AssetStorage, atomic_write, key_of, png_with_key, with_key
+
+
+def parquet_asset(**kwargs):
+    """``@asset`` partitioned by dataset and stored as parquet, the shape of most assets here."""
+    return asset(**{"partitions_def": dataset_partitions, "io_manager_key": "parquet_io_manager",
+                    "code_version": "1", "kinds": {"parquet"}, **kwargs})
 
 
 def fingerprint(context: AssetExecutionContext, *, config=None, inputs=(), extra=None,

@@ -2,14 +2,13 @@
 
 
 import numpy as np
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, MetadataValue, Output
 from pydantic import Field
 
-from clustering_dag.assets.common import compute_or_reuse, png_markdown
+from clustering_dag.assets.common import compute_or_reuse, parquet_asset, png_markdown
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.figures import image_rows, to_png
 from clustering_dag.core.noise import add_gaussian_noise
-from clustering_dag.partitions import dataset_partitions
 from clustering_dag.resources import DatasetSource
 from clustering_dag.storage import AssetStorage
 
@@ -34,13 +33,7 @@ def _label_counts(y) -> str:
     return " ".join(f"{i}:{c}" for i, c in enumerate(counts))
 
 
-@asset(
-    partitions_def=dataset_partitions,
-    io_manager_key="parquet_io_manager",
-    group_name="data",
-    code_version="1",
-    kinds={"parquet"},
-)
+@parquet_asset(group_name="data")
 def raw_dataset(context: AssetExecutionContext, config: RawDataConfig,
                 dataset_source: DatasetSource, asset_storage: AssetStorage) -> Output[Splits]:
     """Train and test images with labels, pixels as float32 in [0, 1], flattened to 784 columns."""
@@ -69,13 +62,7 @@ def raw_dataset(context: AssetExecutionContext, config: RawDataConfig,
     })
 
 
-@asset(
-    partitions_def=dataset_partitions,
-    io_manager_key="parquet_io_manager",
-    group_name="data",
-    code_version="1",
-    kinds={"parquet"},
-)
+@parquet_asset(group_name="data")
 def noisy_test_set(context: AssetExecutionContext, config: NoiseConfig, raw_dataset: Splits,
                    asset_storage: AssetStorage) -> Output[Splits]:
     """The paper's noisy images: the test set plus N(0, sigma^2) noise, and, as the authors did,

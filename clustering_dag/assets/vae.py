@@ -20,7 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from clustering_dag.assets.common import compute_or_reuse, fingerprint, png_markdown, reuse
+from clustering_dag.assets.common import compute_or_reuse, fingerprint, parquet_asset, png_markdown, reuse
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.figures import loss_curve, to_png
 from clustering_dag.core.vae import VARIANTS, TrainedVAE, represent, train_vae, variant_config
@@ -42,13 +42,7 @@ class TrainingConfig(Config):
     beta: float | None = Field(default=None, ge=0, description="KL weight; None = the variant's.")
 
 
-@asset(
-    partitions_def=dataset_partitions,
-    io_manager_key="parquet_io_manager",
-    group_name="data",
-    code_version="1",
-    kinds={"parquet"},
-)
+@parquet_asset(group_name="data")
 def original_representation(context: AssetExecutionContext, noisy_test_set: Splits,
                             asset_storage: AssetStorage) -> Output[Splits]:
     """The paper's 'original' representation: the noisy pixels themselves (train and test)."""
