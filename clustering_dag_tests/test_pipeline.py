@@ -63,3 +63,14 @@ def test_figures_written_and_inline(quick_run):
         meta = result.asset_materializations_for_node(f"{variant}__figure_voronoi")[0].metadata
         assert meta["figure"].value.startswith("![voronoi](data:image/png;base64,")
     assert (cache / "paper" / "trained_vae" / "mnist.weights.h5").is_file()
+
+
+def test_report_prints_both_variants(quick_run):
+    from upath import UPath
+
+    from clustering_dag.report import report
+
+    _, cache = quick_run
+    text = report(UPath(cache))
+    assert "**mnist, variant `paper`**" in text and "**mnist, variant `elbo`**" in text
+    assert text.count("| latent |") == 2 and "(1.557)" in text  # the paper's latent DBI beside ours

@@ -1,0 +1,41 @@
+"""Print the reproduced tables (markdown) from the asset cache, beside the paper's numbers.
+
+    CLUSTERING_DAG_CACHE_DIR=data .venv/bin/python -m clustering_dag.report
+"""
+
+import sys
+
+from upath import UPath
+
+from clustering_dag.core.paper import PAPER_TABLE, REPRESENTATIONS
+from clustering_dag.core.vae import VARIANTS
+from clustering_dag.partitions import DATASET_KEYS
+from clustering_dag.settings import cache_root
+from clustering_dag.storage import read_parquet
+
+
+def report(root: UPath) -> str:
+    lines = []
+    for dataset in DATASET_KEYS:
+        for variant in VARIANTS:
+            path = root / variant / "clustering_metrics" / f"{dataset}.parquet"
+            if not path.exists():
+                continue
+            metrics = read_parquet(path).set_index("representation")
+            lines += [f"\n**{dataset}, variant `{variant}`** (noisy test set)\n",
+                      "| representation | DBI ↓ (paper) | SS ↑ (paper) | CHS ↑ (paper) "
+                      "| accuracy | NMI | ARI |",
+                      "|---|---|---|---|---|---|---|"]
+            for rep in REPRESENTATIONS:
+                row, paper = metrics.loc[rep], PAPER_TABLE.get(dataset, {}).get(rep)
+                cells = [f"{row[m]:.3f} ({paper[i]:.3f})" if paper else f"{row[m]:.3f}"
+                         for i, m in enumerate(("dbi", "silhouette", "chs"))]
+                cells[2] = f"{row['chs']:.1f} ({paper[2]:.1f})" if paper else f"{row['chs']:.1f}"
+                lines.append(f"| {rep} | " + " | ".join(cells)
+                             + f" | {row['accuracy']:.3f} | {row['nmi']:.3f} | {row['ari']:.3f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    root = UPath(sys.argv[1] if len(sys.argv) > 1 else cache_root())
+    print(report(root))
