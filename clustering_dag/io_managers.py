@@ -8,6 +8,7 @@ it. A value whose cache key equals the stored file's is not written again.
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import (
     ConfigurableIOManagerFactory,
     InputContext,
@@ -17,7 +18,7 @@ from dagster import (
 )
 from upath import UPath
 
-from clustering_dag.core.arrays import Splits, splits_to_table
+from clustering_dag.core.arrays import LazySplits, Splits, splits_to_table
 from clustering_dag.storage import AssetStorage, atomic_write, key_of, read_parquet, write_parquet
 
 
@@ -75,7 +76,10 @@ class ParquetIOManager(_KeyedIOManager):
 
     def get_metadata(self, context: OutputContext, obj) -> dict:
         meta = super().get_metadata(context, obj)
-        if isinstance(obj, Splits):
+        if isinstance(obj, LazySplits) and not obj.loaded:  # reused: count rows from the footer
+            with output_path(self, context).open("rb") as fh:
+                meta["dagster/row_count"] = MetadataValue.int(pq.read_metadata(fh).num_rows)
+        elif isinstance(obj, Splits):
             for name, value in obj.summary().items():
                 is_flag = isinstance(value, bool)
                 meta[name] = MetadataValue.bool(value) if is_flag else MetadataValue.int(value)

@@ -7,6 +7,7 @@ schema metadata, an HDF5 attribute, a PNG text chunk). A run whose key matches t
 reuses the file instead of recomputing, and the IO managers skip rewriting it.
 """
 
+import json
 import os
 import struct
 import tempfile
@@ -21,7 +22,7 @@ from dagster import AssetKey, ConfigurableResource
 from pydantic import Field
 from upath import UPath
 
-from clustering_dag.core.arrays import Splits, table_to_splits
+from clustering_dag.core.arrays import LazySplits, Splits, table_to_splits
 from clustering_dag.core.errors import DataError
 from clustering_dag.settings import cache_root
 
@@ -99,23 +100,33 @@ def write_parquet(path: UPath, table: pa.Table, key: str | None) -> None:
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
-def read_parquet(path: UPath):
-    """A stored :class:`Splits` or DataFrame, with its cache key; a clear error if unreadable."""
+def _read(path: UPath, schema_only: bool = False):
     try:
         with path.open("rb") as fh:
-            table = pq.read_table(fh)
+            return pq.read_schema(fh) if schema_only else pq.read_table(fh)
     except FileNotFoundError:
         raise DataError(f"cached asset file {path} is missing; "
                         "materialize the upstream asset first.") from None
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cached asset file {path} is unreadable ({exc}); it is damaged. "
                         "Re-materialize that asset to rewrite it.") from None
-    meta = table.schema.metadata or {}
+
+
+def read_parquet(path: UPath, lazy: bool = True):
+    """A stored :class:`Splits` or DataFrame, with its cache key; a clear error if unreadable.
+
+    Array tables come back as :class:`LazySplits`: the footer is read (and checked) now, the arrays
+    on first use. Tables (DataFrames) are small and read at once.
+    """
+    meta = _read(path, schema_only=True).metadata or {}
     key = meta.get(KEY_FIELD.encode(), b"").decode() or None
     if b"clustering_dag" in meta:
-        value = table_to_splits(table, where=str(path))
+        def load() -> Splits:
+            return table_to_splits(_read(path), where=str(path))
+
+        value = LazySplits(load, json.loads(meta[b"clustering_dag"])) if lazy else load()
     else:
-        value = table.to_pandas()
+        value = _read(path).to_pandas()
     return with_key(value, key)
 
 

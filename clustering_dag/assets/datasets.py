@@ -49,6 +49,8 @@ def raw_dataset(context: AssetExecutionContext, config: RawDataConfig,
 
     data, reused = compute_or_reuse(context, asset_storage, load, config=config,
                                     extra=[str(folder), dataset_source.fingerprint(folder)])
+    if reused:
+        return Output(data, metadata={"reused": True, "source": MetadataValue.path(str(folder))})
     shape = data.meta["image_shape"]
     context.log.info(f"{context.partition_key}: {data.summary()} from {data.meta['source']}")
     return Output(data, metadata={
@@ -75,6 +77,9 @@ def noisy_test_set(context: AssetExecutionContext, config: NoiseConfig, raw_data
 
     noisy, reused = compute_or_reuse(context, asset_storage, make_noisy, config=config,
                                      inputs=[raw_dataset])
+    if reused:
+        return Output(noisy, metadata={"reused": True, "sigma": config.sigma, "seed": config.seed,
+                                       "clipped": config.clip})
     test = noisy.test_x
     delta = test - raw_dataset.test_x
     shape = raw_dataset.meta["image_shape"]

@@ -107,3 +107,32 @@ def table_to_splits(table: pa.Table, where: str = "table") -> Splits:
     raw_meta = (table.schema.metadata or {}).get(_META_KEY)
     meta = json.loads(raw_meta) if raw_meta else {}
     return Splits(**arrays, meta=meta)
+
+
+class LazySplits(Splits):
+    """A :class:`Splits` whose arrays are read on first use.
+
+    Its ``meta`` (including the cache key) is known without reading the arrays, so a run that
+    finds nothing changed never reads them at all.
+    """
+
+    def __init__(self, load, meta: dict):  # noqa: D107 - no dataclass __init__: nothing to validate yet
+        self._load, self._value, self.meta = load, None, meta
+
+    def _get(self) -> Splits:
+        if self._value is None:
+            self._value = self._load()
+            self._value.meta = self.meta  # one dict: keys set on either object are seen by both
+        return self._value
+
+    @property
+    def loaded(self) -> bool:
+        return self._value is not None
+
+    train_x = property(lambda self: self._get().train_x)
+    train_y = property(lambda self: self._get().train_y)
+    test_x = property(lambda self: self._get().test_x)
+    test_y = property(lambda self: self._get().test_y)
+
+    def with_x(self, train_x: np.ndarray, test_x: np.ndarray, **meta) -> Splits:
+        return self._get().with_x(train_x, test_x, **meta)
