@@ -11,7 +11,7 @@ from pydantic import Field
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.datasets import DATASETS, load_image_dataset, resolve_source
 from clustering_dag.core.errors import DataError
-from clustering_dag.settings import PROJECT_ROOT, data_dir_from_env
+from clustering_dag.settings import PROJECT_ROOT
 
 
 class DatasetSource(ConfigurableResource):
@@ -40,7 +40,7 @@ class DatasetSource(ConfigurableResource):
             raise DataError(f"unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
         return resolve_source(
             spec,
-            data_dir=self.data_dir or data_dir_from_env(),
+            data_dir=self.data_dir,  # $CLUSTERING_DAG_DATA_DIR is the next place looked
             cache_dir=self.raw_cache(),
             allow_download=self.allow_download,
             mirrors=tuple(self.mirrors) if self.mirrors else None,

@@ -16,7 +16,3 @@ def cache_root() -> str:
     """
     return os.environ.get("CLUSTERING_DAG_CACHE_DIR") or str(PROJECT_ROOT / "data")
 
-
-def data_dir_from_env() -> str | None:
-    """The user's dataset folder (holding ``mnist/`` and ``fashion-mnist/``), if set."""
-    return os.environ.get("CLUSTERING_DAG_DATA_DIR") or None

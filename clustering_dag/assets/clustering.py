@@ -206,7 +206,7 @@ def build_cluster_assets(variant: str) -> list:
                          asset_storage: AssetStorage, clustering_metrics: pd.DataFrame,
                          **inputs) -> Output[pd.DataFrame]:
         def compare() -> pd.DataFrame:
-            runs = [clustering_metrics[["representation", *INTERNAL]].assign(seed="asset")]
+            runs = [clustering_metrics[["representation", *INTERNAL]]]
             for seed in config.extra_seeds:
                 for rep in REPRESENTATIONS:
                     data = inputs[f"{rep}_representation"]
@@ -214,7 +214,7 @@ def build_cluster_assets(variant: str) -> list:
                     model = fit_clusters(data.train_x, ClusterConfig(
                         method=fitted.method, n_clusters=len(fitted.centers), seed=seed))
                     row = internal_metrics(data.test_x, model.predict(data.test_x))
-                    runs.append(pd.DataFrame([{"representation": rep, **row, "seed": str(seed)}]))
+                    runs.append(pd.DataFrame([{"representation": rep, **row}]))
                     context.log.info(f"seed {seed}, {rep}: {row}")
             return compare_with_paper(pd.concat(runs, ignore_index=True), context.partition_key)
 

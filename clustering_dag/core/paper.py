@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from clustering_dag.core.metrics import INTERNAL
@@ -90,7 +89,3 @@ def ranking_summary(comparison: pd.DataFrame) -> dict:
         summary["paper_best"] = {m: best_representation(paper, m) for m in INTERNAL}
         summary["ranking_matches_paper"] = summary["ours_best"] == summary["paper_best"]
     return summary
-
-
-def format_mean_sd(mean: float, sd: float) -> str:
-    return f"{mean:.3f}" if not np.isfinite(sd) else f"{mean:.3f} ± {sd:.3f}"

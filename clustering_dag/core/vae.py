@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -248,4 +248,4 @@ def load_trained(path: str) -> TrainedVAE:
 
 
 __all__ = ["VAEConfig", "VARIANTS", "variant_config", "VAE", "TrainedVAE", "train_vae",
-           "represent", "decode", "save_trained", "load_trained", "loss_terms", "replace"]
+           "represent", "decode", "save_trained", "load_trained", "loss_terms"]
