@@ -36,9 +36,15 @@ class _KeyedIOManager(UPathIOManager):
         super().__init__(base_path=base_path)
         self._storage = AssetStorage(base_path=str(base_path))
 
-    def _unchanged(self, obj, path: UPath) -> bool:
+    def dump_to_path(self, context: OutputContext, obj, path: UPath) -> None:
         key = key_of(obj)
-        return bool(key) and self._storage.stored_key(path, self.kind) == key
+        if key and self._storage.stored_key(path, self.kind) == key:
+            context.log.debug(f"{path} already holds this value (same cache key); not rewritten")
+            return
+        self._write(obj, path)
+
+    def _write(self, obj, path: UPath) -> None:
+        raise NotImplementedError
 
     def get_metadata(self, context: OutputContext, obj) -> dict:
         path = output_path(self, context)
@@ -55,10 +61,7 @@ class ParquetIOManager(_KeyedIOManager):
     extension = ".parquet"
     kind = "parquet"
 
-    def dump_to_path(self, context: OutputContext, obj, path: UPath) -> None:
-        if self._unchanged(obj, path):
-            context.log.debug(f"{path} already holds this value (same cache key); not rewritten")
-            return
+    def _write(self, obj, path: UPath) -> None:
         write_parquet(path, self._to_table(obj), key_of(obj))
 
     def load_from_path(self, context: InputContext, path: UPath):
@@ -100,12 +103,9 @@ class KerasWeightsIOManager(_KeyedIOManager):
     extension = ".weights.h5"
     kind = "model"
 
-    def dump_to_path(self, context: OutputContext, obj, path: UPath) -> None:
+    def _write(self, obj, path: UPath) -> None:
         from clustering_dag.core.vae import save_trained
 
-        if self._unchanged(obj, path):
-            context.log.debug(f"{path} already holds this model (same cache key); not rewritten")
-            return
         atomic_write(path, lambda tmp: save_trained(obj, tmp))
 
     def load_from_path(self, context: InputContext, path: UPath):
