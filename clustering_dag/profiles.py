@@ -1,4 +1,5 @@
-"""Named run-config presets: ``full`` (the paper's settings) and ``quick`` (a demo/CI run).
+"""Named run-config presets: ``full`` (the paper's settings), ``quick`` (a demo/CI run) and
+``small`` (a user's table of a few hundred rows).
 
 The YAML files under ``clustering_dag/profiles/`` are written from here
 (``python -m clustering_dag.profiles``) and are what ``dagster asset materialize -c`` takes.
@@ -37,7 +38,12 @@ def quick() -> dict:
     return _ops(ops)
 
 
-PROFILES = {"full": full, "quick": quick}
+def small() -> dict:
+    """For datasets of a few hundred rows: batches of 32 and 300 epochs, so the VAE takes enough steps."""
+    return _ops({f"{v}__trained_vae": {"epochs": 300, "batch_size": 32} for v in VARIANTS})
+
+
+PROFILES = {"full": full, "quick": quick, "small": small}
 
 
 def profile_path(name: str) -> Path:

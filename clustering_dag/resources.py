@@ -11,12 +11,15 @@ from pydantic import Field
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.datasets import DATASETS, load_image_dataset, resolve_source
 from clustering_dag.core.errors import DataError
+from clustering_dag.core.user_data import load_user_dataset
+from clustering_dag.partitions import USER_DATASETS
 from clustering_dag.settings import PROJECT_ROOT
 
 
 class DatasetSource(ConfigurableResource):
-    """Finds a dataset's files: ``data_dir`` / ``$CLUSTERING_DAG_DATA_DIR`` -> ``data/raw/`` ->
-    system packages -> a checksum-verified download into ``data/raw/``."""
+    """Finds a dataset's files. The paper's: ``data_dir`` / ``$CLUSTERING_DAG_DATA_DIR`` ->
+    ``data/raw/`` -> system packages -> a checksum-verified download into ``data/raw/``. A user's:
+    the file its registry entry names."""
 
     data_dir: str | None = Field(
         default=None,
@@ -34,10 +37,14 @@ class DatasetSource(ConfigurableResource):
         return Path(self.cache_dir) if self.cache_dir else PROJECT_ROOT / "data" / "raw"
 
     def locate(self, dataset: str) -> Path:
-        """The folder holding ``dataset``'s files (downloading them if allowed and needed)."""
+        """The folder holding ``dataset``'s files (downloading them if allowed and needed), or
+        the file of a user's dataset."""
+        if dataset in USER_DATASETS:
+            return Path(USER_DATASETS[dataset].path)
         spec = DATASETS.get(dataset)
         if spec is None:
-            raise DataError(f"unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
+            raise DataError(f"unknown dataset {dataset!r}; known: {sorted([*DATASETS, *USER_DATASETS])}. "
+                            "Register your own in the file named by CLUSTERING_DAG_DATASETS.")
         return resolve_source(
             spec,
             data_dir=self.data_dir,  # $CLUSTERING_DAG_DATA_DIR is the next place looked
@@ -46,14 +53,19 @@ class DatasetSource(ConfigurableResource):
             mirrors=tuple(self.mirrors) if self.mirrors else None,
         )
 
-    def load(self, dataset: str, folder: Path | None = None) -> Splits:
-        folder = folder or self.locate(dataset)
-        return load_image_dataset(DATASETS[dataset], folder)
+    def load(self, dataset: str, where: Path | None = None) -> Splits:
+        if dataset in USER_DATASETS:
+            return load_user_dataset(dataset, USER_DATASETS[dataset])
+        return load_image_dataset(DATASETS[dataset], where or self.locate(dataset))
 
     @staticmethod
-    def fingerprint(folder: Path) -> list:
-        """What identifies the source files cheaply: names, sizes and modification times."""
-        return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.gz"))]
+    def fingerprint(dataset: str, where: Path) -> list:
+        """What identifies the source cheaply: file names, sizes and modification times, and
+        for a user's dataset its registry entry (how the file is read)."""
+        files = sorted(where.glob("*.gz")) if where.is_dir() else [where] if where.is_file() else []
+        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        spec = USER_DATASETS.get(dataset)
+        return [stats, spec.model_dump()] if spec else stats
 
 
 class Accelerator(ConfigurableResource):

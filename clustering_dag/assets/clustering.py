@@ -37,7 +37,9 @@ class ClusteringConfig(Config):
     """The paper's k-means by default; ``method: gmm`` fits a diagonal Gaussian mixture instead."""
 
     method: str = Field(default="kmeans", pattern="^(kmeans|gmm)$")
-    n_clusters: int = Field(default=10, ge=2)
+    n_clusters: int | None = Field(
+        default=None, ge=2, description="None = the dataset's: 10 for the paper's, else its registry entry "
+                                        "or number of label classes.")
     n_init: int = Field(default=10, ge=1)
     max_iter: int = Field(default=500, ge=1)
     seed: int = 1234
@@ -77,6 +79,8 @@ def build_kmeans_asset(key: AssetKey, rep_key: AssetKey, group: str):
     )
     def kmeans(context: AssetExecutionContext, config: ClusteringConfig, representation: Splits,
                asset_storage: AssetStorage) -> Output[pd.DataFrame]:
+        # Resolved before hashing: an explicit 10 and the default 10 are the same fit.
+        config = config.model_copy(update={"n_clusters": config.n_clusters or representation.n_clusters})
         cfg = ClusterConfig(**config.model_dump())
 
         def fit() -> pd.DataFrame:

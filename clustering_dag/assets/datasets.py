@@ -29,38 +29,36 @@ class NoiseConfig(Config):
 
 
 def _label_counts(y) -> str:
-    counts = np.bincount(y, minlength=10)
-    return " ".join(f"{i}:{c}" for i, c in enumerate(counts))
+    if y is None:
+        return "unlabelled"
+    return " ".join(f"{i}:{c}" for i, c in enumerate(np.bincount(y)))
 
 
 @parquet_asset(group_name="data")
 def raw_dataset(context: AssetExecutionContext, config: RawDataConfig,
                 dataset_source: DatasetSource, asset_storage: AssetStorage) -> Output[Splits]:
-    """Train and test images with labels, pixels as float32 in [0, 1], flattened to 784 columns."""
-    folder = dataset_source.locate(context.partition_key)
+    """Train and test features with labels (where the dataset has them), float32 in [0, 1]: the
+    paper's images flattened to 784 columns, or a user's registered table or image array."""
+    where = dataset_source.locate(context.partition_key)
 
     def load() -> Splits:
-        data = dataset_source.load(context.partition_key, folder)
-        if config.train_rows or config.test_rows:
-            data = Splits(data.train_x[: config.train_rows], data.train_y[: config.train_rows],
-                          data.test_x[: config.test_rows], data.test_y[: config.test_rows],
-                          meta=data.meta)
-        return data
+        return dataset_source.load(context.partition_key, where).head(config.train_rows, config.test_rows)
 
     data, reused = compute_or_reuse(context, asset_storage, load, config=config,
-                                    extra=[str(folder), dataset_source.fingerprint(folder)])
+                                    extra=[str(where), dataset_source.fingerprint(context.partition_key, where)])
     if reused:
-        return Output(data, metadata={"reused": True, "source": MetadataValue.path(str(folder))})
-    shape = data.meta["image_shape"]
+        return Output(data, metadata={"reused": True, "source": MetadataValue.path(str(where))})
+    shape = data.image_shape or [data.dim]
     context.log.info(f"{context.partition_key}: {data.summary()} from {data.meta['source']}")
     return Output(data, metadata={
         "reused": reused,
         "train_shape": str((len(data.train_x), *shape)),
         "test_shape": str((len(data.test_x), *shape)),
         "source": MetadataValue.path(data.meta["source"]),
+        "n_clusters": data.n_clusters,
         "train_label_counts": _label_counts(data.train_y),
-        "pixel_range": f"[{data.train_x.min():.3f}, {data.train_x.max():.3f}]",
-        "samples": png_markdown(to_png(image_rows([data.test_x[:10]], ["test images"], shape))),
+        "value_range": f"[{data.train_x.min():.3f}, {data.train_x.max():.3f}]",
+        "samples": png_markdown(to_png(image_rows([data.test_x[:10]], ["test samples"], data.image_shape))),
     })
 
 
@@ -82,7 +80,7 @@ def noisy_test_set(context: AssetExecutionContext, config: NoiseConfig, raw_data
                                        "clipped": config.clip})
     test = noisy.test_x
     delta = test - raw_dataset.test_x
-    shape = raw_dataset.meta["image_shape"]
+    shape = raw_dataset.image_shape
     return Output(noisy, metadata={
         "reused": reused,
         "sigma": config.sigma,
@@ -90,7 +88,7 @@ def noisy_test_set(context: AssetExecutionContext, config: NoiseConfig, raw_data
         "clipped": config.clip,
         "measured_noise_mean": float(delta.mean()),
         "measured_noise_std": float(delta.std()),
-        "pixel_range": f"[{test.min():.3f}, {test.max():.3f}]",
+        "value_range": f"[{test.min():.3f}, {test.max():.3f}]",
         "samples": png_markdown(to_png(image_rows([raw_dataset.test_x[:10], test[:10]],
                                                   ["clean", f"noisy (sigma={config.sigma})"], shape))),
     })

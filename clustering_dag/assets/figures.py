@@ -4,6 +4,7 @@ Each figure is a PNG under ``<cache>/figures/<variant>/<name>/<partition>.png`` 
 inline in the asset's metadata. A figure whose inputs did not change is not drawn again.
 """
 
+import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, MaterializeResult, Output, asset
 from pydantic import Field
@@ -37,8 +38,10 @@ class SweepConfig(Config):
 
 
 def embed_frame(spaces: dict, labels, config: TsneConfig) -> pd.DataFrame:
-    """t-SNE of each space as one long table: representation, row, label, c0, c1, c2."""
-    n = len(labels)
+    """t-SNE of each space as one long table: representation, row, label (-1 when the dataset
+    has none), c0, c1, c2."""
+    n = len(next(iter(spaces.values())))
+    labels = np.full(n, -1) if labels is None else labels
     emb = figures.tsne_embeddings(spaces, perplexity=min(config.perplexity, (n - 1) / 3),
                                   n_components=config.n_components, seed=config.seed,
                                   pca_dims=config.pca_dims, max_iter=config.max_iter)
@@ -61,7 +64,8 @@ def embed_frame(spaces: dict, labels, config: TsneConfig) -> pd.DataFrame:
 )
 def tsne_original(context: AssetExecutionContext, config: TsneConfig, raw_dataset: Splits,
                   asset_storage: AssetStorage) -> Output[pd.DataFrame]:
-    x, y = raw_dataset.test_x[: config.max_points], raw_dataset.test_y[: config.max_points]
+    test = raw_dataset.head(0, config.max_points)
+    x, y = test.test_x, test.test_y
     frame, reused = compute_or_reuse(context, asset_storage, lambda: embed_frame({"original": x}, y, config),
                                      config=config, inputs=[raw_dataset])
     return Output(frame, metadata={"reused": reused})
@@ -92,10 +96,9 @@ def build_figure_assets(variant: str) -> list:
                   "Noisy test images (top) above their reconstructions (bottom), as Figures 1-2.")
     def figure_reconstructions(context: AssetExecutionContext, asset_storage: AssetStorage,
                                noisy_test_set: Splits, reconstructed: Splits) -> MaterializeResult:
-        shape = noisy_test_set.meta["image_shape"]
         render = lambda: figures.image_rows(  # noqa: E731
             [noisy_test_set.test_x[:10], reconstructed.test_x[:10]],
-            ["noisy test images", "reconstructions"], shape)
+            ["noisy test samples", "reconstructions"], noisy_test_set.image_shape)
         return result(context, asset_storage, {"reconstructions": render},
                       [noisy_test_set, reconstructed])
 
@@ -112,7 +115,8 @@ def build_figure_assets(variant: str) -> list:
     def tsne_embeddings(context: AssetExecutionContext, config: TsneConfig, asset_storage: AssetStorage,
                         raw_dataset: Splits, trained_vae: TrainedVAE) -> Output[pd.DataFrame]:
         def embed() -> pd.DataFrame:
-            x, y = raw_dataset.test_x[: config.max_points], raw_dataset.test_y[: config.max_points]
+            test = raw_dataset.head(0, config.max_points)
+            x, y = test.test_x, test.test_y
             latent, recon = represent(trained_vae, x, seed=trained_vae.config.seed + 2)
             return embed_frame({"reconstructed": recon, "latent": latent}, y, config)
 
@@ -145,7 +149,7 @@ def build_figure_assets(variant: str) -> list:
         spaces = {"original": original.test_x, "reconstructed": reconstructed.test_x,
                   "latent": latent.test_x}
         return result(context, asset_storage,
-                      {"voronoi": lambda: figures.voronoi_figure(spaces, seed=1234)},
+                      {"voronoi": lambda: figures.voronoi_figure(spaces, original.n_clusters, seed=1234)},
                       [original, reconstructed, latent])
 
     @figure_asset("latent_centroids",
@@ -157,8 +161,7 @@ def build_figure_assets(variant: str) -> list:
                                 raw_dataset: Splits) -> MaterializeResult:
         def render():
             images = decode(trained_vae, ClusterModel.from_frame(kmeans_latent).centers)
-            return figures.image_rows([images], ["decoded latent centroids"],
-                                      raw_dataset.meta["image_shape"])
+            return figures.image_rows([images], ["decoded latent centroids"], raw_dataset.image_shape)
 
         return result(context, asset_storage, {"latent_centroids": render},
                       [kmeans_latent, trained_vae, raw_dataset])
@@ -171,14 +174,16 @@ def build_figure_assets(variant: str) -> list:
                       {"loss_curve": lambda: figures.loss_curve(trained_vae.history)}, [trained_vae])
 
     @figure_asset("k_sweep", {"latent": AssetIn(representation_key(variant, "latent"))},
-                  "k-means inertia and silhouette for k = 2..20 on the latent test codes: is 10 natural?")
+                  "k-means inertia and silhouette for k = 2..20 on the latent test codes: is the "
+                  "chosen k (10 for the paper's datasets) natural?")
     def figure_k_sweep(context: AssetExecutionContext, config: SweepConfig, asset_storage: AssetStorage,
                        latent: Splits) -> MaterializeResult:
         def render():
-            rows = figures.k_sweep(latent.test_x, range(config.k_min, config.k_max + 1), seed=config.seed)
+            k_max = min(config.k_max, len(latent.test_x) - 1)  # silhouette needs k < points
+            rows = figures.k_sweep(latent.test_x, range(config.k_min, k_max + 1), seed=config.seed)
             best = max(rows, key=lambda r: r["silhouette"])["k"]
             context.log.info(f"k-sweep: best k by silhouette = {best}; {rows}")
-            return figures.k_sweep_figure(rows)
+            return figures.k_sweep_figure(rows, chosen=latent.n_clusters)
 
         return result(context, asset_storage, {"k_sweep": render}, [latent], config)
 

@@ -74,16 +74,19 @@ def build_vae_assets(variant: str) -> list:
     def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelerator: Accelerator,
                     asset_storage: AssetStorage, raw_dataset: Splits,
                     noisy_test_set: Splits) -> Output[TrainedVAE]:
+        n_train = len(raw_dataset.train_x)
+        if config.batch_size > n_train:
+            context.log.info(f"batch_size {config.batch_size} > {n_train} training rows: one batch of {n_train}")
         cfg = variant_config(
             variant, input_dim=raw_dataset.dim, hidden=tuple(config.hidden),
-            latent_dim=config.latent_dim, epochs=config.epochs, batch_size=config.batch_size,
+            latent_dim=config.latent_dim, epochs=config.epochs, batch_size=min(config.batch_size, n_train),
             learning_rate=config.learning_rate, seed=config.seed,
             **({} if config.beta is None else {"beta": config.beta}))
         x_source = noisy_test_set if cfg.train_on_noisy else raw_dataset
 
         def train() -> TrainedVAE:
             device = accelerator.select(context.log)
-            context.log.info(f"training {variant} VAE on {len(x_source.train_x)} images on {device}: {cfg}")
+            context.log.info(f"training {variant} VAE on {len(x_source.train_x)} rows on {device}: {cfg}")
 
             def log_epoch(row: dict) -> None:
                 context.log.info(

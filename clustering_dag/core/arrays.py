@@ -53,6 +53,22 @@ class Splits:
     def has_labels(self) -> bool:
         return self.train_y is not None and self.test_y is not None
 
+    @property
+    def image_shape(self) -> list[int] | None:
+        """(height, width) when the rows are images; None for a feature table."""
+        return self.meta.get("image_shape")
+
+    @property
+    def n_clusters(self) -> int:
+        """The dataset's natural number of clusters (10 for the paper's datasets)."""
+        return int(self.meta.get("n_clusters") or 10)
+
+    def head(self, train_rows: int | None, test_rows: int | None) -> Splits:
+        """The first rows of each split (all when None)."""
+        cut = lambda a, n: None if a is None else a[:n]  # noqa: E731
+        return Splits(cut(self.train_x, train_rows), cut(self.train_y, train_rows),
+                      cut(self.test_x, test_rows), cut(self.test_y, test_rows), meta=self.meta)
+
     def with_x(self, train_x: np.ndarray, test_x: np.ndarray, **meta) -> Splits:
         """The same labels with new features (e.g. a representation of these images).
 

@@ -25,7 +25,10 @@ def to_png(fig: Figure) -> bytes:
 
 
 def image_rows(rows: list[np.ndarray], titles: list[str], image_shape) -> Figure:
-    """One row of images per array in ``rows`` (each n x pixels), titled per row."""
+    """One row of images per array in ``rows`` (each n x pixels), titled per row. Without an
+    ``image_shape`` (a feature table) each array is drawn as a heat map, samples x features."""
+    if not image_shape:
+        return feature_heatmaps(rows, titles)
     n = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.0, len(rows) * 1.15), squeeze=False)
     for r, (images, title) in enumerate(zip(rows, titles)):
@@ -35,6 +38,21 @@ def image_rows(rows: list[np.ndarray], titles: list[str], image_shape) -> Figure
             if c < len(images):
                 ax.imshow(np.clip(images[c].reshape(image_shape), 0, 1), cmap="gray", vmin=0, vmax=1)
         axes[r, 0].set_title(title, loc="left", fontsize=9)
+    return fig
+
+
+def feature_heatmaps(rows: list[np.ndarray], titles: list[str]) -> Figure:
+    """Each array (samples x features, values in [0, 1]) as a heat map, stacked top to bottom."""
+    width = min(12.0, 3.0 + 0.25 * max(r.shape[1] for r in rows))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, 1.0 + 1.6 * len(rows)), squeeze=False,
+                             layout="constrained")
+    for ax, values, title in zip(axes[:, 0], rows, titles):
+        shown = ax.imshow(np.clip(values, 0, 1), cmap="viridis", vmin=0, vmax=1, aspect="auto",
+                          interpolation="nearest")
+        ax.set_title(title, loc="left", fontsize=9)
+        ax.set_ylabel("sample")
+    axes[-1, 0].set_xlabel("feature")
+    fig.colorbar(shown, ax=axes[:, 0].tolist(), shrink=0.8, label="scaled value")
     return fig
 
 
@@ -65,18 +83,26 @@ def tsne_embeddings(spaces: dict[str, np.ndarray], perplexity: float = 50.0, n_c
 
 
 def tsne_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, three_d: bool) -> Figure:
+    """Points coloured by true label; all one colour when the dataset has no labels (-1)."""
+    labelled = labels is not None and (np.asarray(labels) >= 0).any()
+    n_classes = int(np.max(labels)) + 1 if labelled else 0
+    colours = dict(color="C0")
+    if labelled:  # one tab10 colour per class while there are at most 10
+        colours = dict(c=labels, cmap="tab10" if n_classes <= 10 else "viridis",
+                       vmin=-0.5, vmax=max(n_classes, 10) - 0.5)
+    size = 1 if len(next(iter(embeddings.values()))) > 2000 else 8
     n = len(embeddings)
     fig = plt.figure(figsize=(4.2 * n, 4.0))
     for i, (name, emb) in enumerate(embeddings.items(), start=1):
         if three_d and emb.shape[1] >= 3:
             ax = fig.add_subplot(1, n, i, projection="3d")
-            ax.scatter(emb[:, 0], emb[:, 1], emb[:, 2], c=labels, cmap="tab10", s=1)
+            ax.scatter(emb[:, 0], emb[:, 1], emb[:, 2], s=size, **colours)
         else:
             ax = fig.add_subplot(1, n, i)
-            sc = ax.scatter(emb[:, 0], emb[:, 1], c=labels, cmap="tab10", s=1)
+            sc = ax.scatter(emb[:, 0], emb[:, 1], s=size, **colours)
         ax.set_title(f"{name} (t-SNE {'3-D' if three_d else 'components 0-1'})", fontsize=9)
-    if not three_d:
-        fig.colorbar(sc, ax=fig.axes, ticks=range(10), label="true label", shrink=0.8)
+    if not three_d and labelled:
+        fig.colorbar(sc, ax=fig.axes, ticks=range(n_classes), label="true label", shrink=0.8)
     return fig
 
 

@@ -1,0 +1,321 @@
+"""Users' own datasets: a numeric feature table or an image array from parquet, CSV or ``.npz``.
+
+A registry file (YAML) names each dataset and says where its file is and how to read it::
+
+    datasets:
+      wine:
+        path: wine.csv          # relative to the registry file
+        label_column: target    # optional: label-based metrics only where labels exist
+        test_fraction: 0.25     # when the file has no split of its own
+
+Every problem with a file (missing, empty, ragged rows, non-numeric columns, NaN/Inf, labels of
+the wrong length, too few rows) raises one :class:`DataError` that names the file and the column
+or row, before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clustering_dag.core.arrays import SPLITS, Splits
+from clustering_dag.core.errors import DataError
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+DEFAULT_CLUSTERS = 10
+
+
+class UserDataset(BaseModel):
+    """One registered dataset. ``path`` is resolved against the registry file's folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="The .csv, .parquet or .npz file.")
+    format: Literal["auto", "csv", "parquet", "npz"] = Field(
+        default="auto", description="File format; 'auto' goes by the file extension.")
+    label_column: str | None = Field(default=None, description="Column of true labels (tables).")
+    split_column: str | None = Field(
+        default=None, description="Column whose values are 'train' or 'test' (tables).")
+    features: list[str] | None = Field(
+        default=None, description="Feature columns (default: every column but label and split).")
+    test_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Held-out share when the file has no split of its own.")
+    split_seed: int = Field(default=0, description="Seed of that random split.")
+    image_shape: tuple[int, int] | None = Field(
+        default=None, description="(height, width) when the rows are images; enables image figures.")
+    scale: Literal["auto", "minmax", "none"] = Field(
+        default="auto",
+        description="To [0, 1] for the VAE's Bernoulli decoder: 'minmax' per feature from the training "
+                    "split; 'auto' = uint8 arrays / 255, else minmax; 'none' = already in [0, 1].")
+    n_clusters: int | None = Field(
+        default=None, ge=2, description="Clusters to fit (default: number of label classes, else 10).")
+    description: str = ""
+
+    def file_format(self) -> str:
+        if self.format != "auto":
+            return self.format
+        fmt = FORMATS.get(Path(self.path).suffix.lower())
+        if fmt is None:
+            raise DataError(f"{self.path}: cannot tell the format from the extension "
+                            f"{Path(self.path).suffix!r}; use one of {sorted(FORMATS)} or set `format:`.")
+        return fmt
+
+
+def load_registry(path: str | Path, reserved: set[str] = frozenset()) -> dict[str, UserDataset]:
+    """Read a registry file; each entry's ``path`` becomes absolute. ``reserved`` names (the
+    built-in datasets) may not be reused."""
+    path = Path(path).expanduser()
+    fix = "Fix the file, or unset CLUSTERING_DAG_DATASETS."
+    if not path.is_file():
+        raise DataError(f"dataset registry {path} does not exist. {fix}")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DataError(f"dataset registry {path} is not valid YAML: {exc}. {fix}") from None
+    entries = doc.get("datasets") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict) or set(doc) - {"datasets"}:
+        raise DataError(f"dataset registry {path} must hold one mapping, `datasets:`, of name -> "
+                        f"settings (see README 'Your own data'). {fix}")
+    out = {}
+    for name, entry in entries.items():
+        where = f"dataset registry {path}, entry {name!r}"
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise DataError(f"{where}: names are lower-case letters, digits and '_', starting with "
+                            f"a letter (they become partition keys). {fix}")
+        if name in reserved:
+            raise DataError(f"{where}: {name!r} is a built-in dataset; choose another name. {fix}")
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        try:
+            spec = UserDataset.model_validate(entry)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}"
+                                 for e in exc.errors())
+            raise DataError(f"{where}: {problems}. {fix}") from None
+        full = (path.parent / Path(spec.path).expanduser()).resolve()
+        out[name] = spec.model_copy(update={"path": str(full)})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _read_frame(file: Path, fmt: str) -> pd.DataFrame:
+    if fmt == "csv":
+        try:
+            # index_col=False: a row with one field too many is an error, not a silent index.
+            return pd.read_csv(file, index_col=False)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{file}: the CSV file has no header and no rows.") from None
+        except pd.errors.ParserError as exc:
+            detail = str(exc).split("C error: ")[-1].strip()
+            raise DataError(f"{file}: rows have different numbers of fields ({detail}). "
+                            "Every row needs one value per header column.") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{file}: not a text CSV file ({exc.reason}).") from None
+    try:
+        return pq.read_table(file).to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{file}: not a readable parquet file ({exc}).") from None
+
+
+def _row_ref(file: Path, fmt: str, row: int) -> str:
+    """A 1-based data row, plus the file line for CSV (line 1 is the header)."""
+    return f"row {row + 1} (line {row + 2})" if fmt == "csv" else f"row {row + 1}"
+
+
+def _numeric_matrix(frame: pd.DataFrame, columns: list[str], file: Path, fmt: str) -> np.ndarray:
+    for col in columns:
+        series = frame[col]
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            coerced = pd.to_numeric(series, errors="coerce")
+            bad = np.flatnonzero(coerced.isna().to_numpy() & series.notna().to_numpy())
+            if pd.api.types.is_bool_dtype(series) or len(bad):
+                first = int(bad[0]) if len(bad) else 0
+                raise DataError(
+                    f"{file}: column {col!r} is not numeric ({_row_ref(file, fmt, first)} holds "
+                    f"{series.iloc[first]!r}). List the numeric columns under `features:`, or name "
+                    "this column as `label_column:`.")
+            frame = frame.assign(**{col: coerced})
+    return _finite(frame[columns].to_numpy(dtype=np.float64), file, fmt, columns)
+
+
+def _finite(x: np.ndarray, file: Path, fmt: str, columns: list[str] | None = None,
+            what: str = "x") -> np.ndarray:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        flat = np.argwhere(bad.reshape(len(x), -1))
+        row, col = (int(v) for v in flat[0])
+        value = x.reshape(len(x), -1)[row, col]
+        kind = "NaN (missing)" if np.isnan(value) else str(value)
+        where = f"column {columns[col]!r}" if columns else f"array {what!r}, feature {col}"
+        raise DataError(f"{file}: {where} has {kind} at {_row_ref(file, fmt, row)} "
+                        f"({int(bad.sum())} non-finite value(s) in all). Fill or drop them first.")
+    return x
+
+
+def _labels(values, file: Path, fmt: str, what: str) -> tuple[np.ndarray, list[str]]:
+    """Labels of any type as integer codes 0..k-1, and the class names in code order."""
+    series = pd.Series(values)
+    missing = np.flatnonzero(series.isna().to_numpy())
+    if len(missing):
+        raise DataError(f"{file}: label {what} is empty at {_row_ref(file, fmt, int(missing[0]))} "
+                        f"({len(missing)} missing in all). Every row needs a label, or drop `label_column:`.")
+    codes, classes = pd.factorize(series, sort=True)
+    return codes.astype(np.int64), [str(c) for c in classes]
+
+
+def _read_table(file: Path, fmt: str, spec: UserDataset):
+    frame = _read_frame(file, fmt)
+    named = {"label_column": spec.label_column, "split_column": spec.split_column}
+    for option, column in [*named.items(), *(("features", c) for c in spec.features or [])]:
+        if column is not None and column not in frame.columns:
+            raise DataError(f"{file}: no column {column!r} (from `{option}:`); the columns are "
+                            f"{list(frame.columns)}.")
+    columns = spec.features or [c for c in frame.columns if c not in named.values()]
+    if not columns:
+        raise DataError(f"{file}: no feature columns besides the label and split columns.")
+    if len(frame) == 0:
+        raise DataError(f"{file}: the file has a header but no rows.")
+    x = _numeric_matrix(frame, [str(c) for c in columns], file, fmt)
+    y = classes = None
+    if spec.label_column:
+        y, classes = _labels(frame[spec.label_column].to_numpy(), file, fmt, f"column {spec.label_column!r}")
+    split = None
+    if spec.split_column:
+        split = frame[spec.split_column].astype("string").str.strip().str.lower()
+        bad = np.flatnonzero(~split.isin(SPLITS).fillna(False).to_numpy())
+        if len(bad):
+            raise DataError(
+                f"{file}: split column {spec.split_column!r} holds {frame[spec.split_column].iloc[bad[0]]!r} "
+                f"at {_row_ref(file, fmt, int(bad[0]))}; its values must be 'train' or 'test'.")
+        split = split.to_numpy(dtype=object)
+    return x, y, classes, split, [str(c) for c in columns]
+
+
+def _read_npz(file: Path):
+    """``x`` [+ ``y``] (split here), or ``train_x``, ``test_x`` [+ ``train_y``, ``test_y``]."""
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(f"{file}: holds object arrays, which only pickle can read, and pickle is "
+                            "never loaded. Save numeric arrays (np.savez(path, x=floats, y=ints)).") from None
+        raise DataError(f"{file}: not a readable .npz file ({exc}).") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise DataError(f"{file}: not a readable .npz file ({exc}).") from None
+    keys = set(arrays)
+    layouts = [({"x"}, {"y"}), ({"train_x", "test_x"}, {"train_y", "test_y"})]
+    for required, optional in layouts:
+        if required <= keys and keys <= required | optional:
+            break
+    else:
+        raise DataError(f"{file}: holds arrays {sorted(keys)}; expected 'x' (+ optional 'y'), or "
+                        "'train_x' and 'test_x' (+ optional 'train_y' and 'test_y').")
+    if "train_y" in keys and "test_y" not in keys or "test_y" in keys and "train_y" not in keys:
+        raise DataError(f"{file}: has labels for one split only; give both 'train_y' and 'test_y' or neither.")
+    for name in sorted(k for k in keys if k.endswith("x")):
+        arr = arrays[name]
+        if arr.ndim not in (2, 3) or not len(arr) or (arr.dtype.kind not in "biuf"):
+            raise DataError(f"{file}: array {name!r} has shape {arr.shape} and dtype {arr.dtype}; "
+                            "expected numbers shaped (rows, features) or (rows, height, width).")
+        y_name = name[:-1] + "y"
+        if y_name in arrays:
+            y = arrays[y_name]
+            if y.ndim != 1 or len(y) != len(arr):
+                raise DataError(f"{file}: labels {y_name!r} have shape {y.shape} but {name!r} has "
+                                f"{len(arr)} rows; give one label per row.")
+    return arrays
+
+
+def _scale(train: np.ndarray, test: np.ndarray, how: str, integer_images: bool, file: Path):
+    if how == "auto":
+        how = "255" if integer_images else "minmax"
+    if how == "255":
+        return train / 255.0, test / 255.0, "divided by 255"
+    if how == "minmax":
+        lo, hi = train.min(axis=0), train.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        return (train - lo) / span, (test - lo) / span, "min-max per feature (training split)"
+    if train.min() < 0 or train.max() > 1:
+        raise DataError(f"{file}: `scale: none` but the training values span [{train.min():.4g}, "
+                        f"{train.max():.4g}]; the VAE's Bernoulli decoder needs [0, 1]. Use `scale: minmax`.")
+    return train, test, "none"
+
+
+def load_user_dataset(name: str, spec: UserDataset) -> Splits:
+    """Read, validate, split and scale a registered dataset into float32 :class:`Splits`."""
+    file = Path(spec.path)
+    if not file.is_file():
+        raise DataError(f"dataset {name!r}: file {file} does not exist. Fix `path:` in the dataset "
+                        "registry (relative paths start at the registry file's folder).")
+    if file.stat().st_size == 0:
+        raise DataError(f"dataset {name!r}: file {file} is empty (0 bytes).")
+    fmt = spec.file_format()
+    image_shape = list(spec.image_shape) if spec.image_shape else None
+    feature_names = None
+    split = None
+    if fmt == "npz":
+        if spec.label_column or spec.split_column or spec.features:
+            raise DataError(f"dataset {name!r}: label_column, split_column and features apply to "
+                            f"tables; {file} is .npz (arrays 'x'/'y' or 'train_x'/'test_x').")
+        arrays = _read_npz(file)
+        xs = {k: v for k, v in arrays.items() if k.endswith("x")}
+        shapes = {v.shape[1:] for v in xs.values()}
+        if len(shapes) > 1:
+            raise DataError(f"{file}: 'train_x' and 'test_x' differ in shape {sorted(shapes)}.")
+        inner = shapes.pop()
+        if len(inner) == 2:
+            image_shape = image_shape or list(inner)
+        integer_images = all(v.dtype == np.uint8 for v in xs.values())
+        flat = {k: _finite(v.reshape(len(v), -1).astype(np.float64), file, fmt, what=k) for k, v in xs.items()}
+        ys = {k: v for k, v in arrays.items() if k.endswith("y")}
+        classes = None
+        if ys:
+            order = sorted(ys)  # test_y, train_y / y: one coding across both splits
+            codes, classes = _labels(np.concatenate([ys[k] for k in order]), file, fmt, "array")
+            bounds = np.cumsum([0, *(len(ys[k]) for k in order)])
+            ys = {k: codes[bounds[i]:bounds[i + 1]] for i, k in enumerate(order)}
+        if "x" in flat:
+            x, y = flat["x"], ys.get("y")
+        else:
+            x = np.concatenate([flat["train_x"], flat["test_x"]])
+            y = np.concatenate([ys["train_y"], ys["test_y"]]) if ys else None
+            split = np.array(["train"] * len(flat["train_x"]) + ["test"] * len(flat["test_x"]), dtype=object)
+    else:
+        x, y, classes, split, feature_names = _read_table(file, fmt, spec)
+        integer_images = False
+    if image_shape and int(np.prod(image_shape)) != x.shape[1]:
+        raise DataError(f"dataset {name!r}: image_shape {image_shape} has {int(np.prod(image_shape))} "
+                        f"pixels but {file} has {x.shape[1]} features per row.")
+
+    if split is None:
+        order = np.random.default_rng(spec.split_seed).permutation(len(x))
+        n_test = max(1, int(round(spec.test_fraction * len(x))))
+        split = np.full(len(x), "train", dtype=object)
+        split[order[:n_test]] = "test"
+    n_clusters = spec.n_clusters or (len(classes) if classes else DEFAULT_CLUSTERS)
+    is_train = split == "train"
+    n_train, n_test = int(is_train.sum()), int((~is_train).sum())
+    if n_train < n_clusters or n_test <= n_clusters:
+        raise DataError(f"{file}: {n_train} training and {n_test} test rows are too few to fit "
+                        f"{n_clusters} clusters and score them; give more rows (or set `n_clusters:`).")
+    train_x, test_x, scaling = _scale(x[is_train], x[~is_train], spec.scale, integer_images, file)
+    return Splits(
+        train_x.astype(np.float32), None if y is None else y[is_train],
+        test_x.astype(np.float32), None if y is None else y[~is_train],
+        meta={"dataset": name, "source": str(file), "image_shape": image_shape,
+              "n_clusters": n_clusters, "classes": classes, "scaling": scaling,
+              "feature_names": feature_names})
