@@ -31,8 +31,8 @@ def report(root: UPath) -> str:
                 cells = [f"{row[m]:.3f} ({paper[i]:.3f})" if paper else f"{row[m]:.3f}"
                          for i, m in enumerate(("dbi", "silhouette", "chs"))]
                 cells[2] = f"{row['chs']:.1f} ({paper[2]:.1f})" if paper else f"{row['chs']:.1f}"
-                lines.append(f"| {rep} | " + " | ".join(cells)
-                             + f" | {row['accuracy']:.3f} | {row['nmi']:.3f} | {row['ari']:.3f} |")
+                labelled = [f"{row[m]:.3f}" if m in row else "–" for m in ("accuracy", "nmi", "ari")]
+                lines.append(f"| {rep} | " + " | ".join(cells + labelled) + " |")
     return "\n".join(lines)
 
 

@@ -56,7 +56,8 @@ class DatasetSource(ConfigurableResource):
     def load(self, dataset: str, where: Path | None = None) -> Splits:
         if dataset in USER_DATASETS:
             return load_user_dataset(dataset, USER_DATASETS[dataset])
-        return load_image_dataset(DATASETS[dataset], where or self.locate(dataset))
+        where = where or self.locate(dataset)
+        return load_image_dataset(DATASETS[dataset], where)
 
     @staticmethod
     def fingerprint(dataset: str, where: Path) -> list:

@@ -11,6 +11,7 @@ import json
 import os
 import struct
 import tempfile
+import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -50,12 +51,35 @@ def atomic_write(path: UPath, write: Callable[[str], None]) -> None:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        remove_stale_temp_files(target)
     else:
         with tempfile.TemporaryDirectory() as folder:
             tmp = os.path.join(folder, path.name)
             write(tmp)
             with open(tmp, "rb") as src, path.open("wb") as dst:
                 dst.write(src.read())
+
+
+STALE_TEMP_SECONDS = 3600
+
+
+def remove_stale_temp_files(target: UPath, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
+    """Delete the temp files of ``target`` that writers killed mid-write left behind.
+
+    They are never read (only a finished rename publishes a file), so this only frees disk. A temp
+    file younger than ``older_than`` seconds may belong to a writer still running and is kept.
+    """
+    folder, removed = target.parent.path, []
+    now = time.time()
+    for entry in os.scandir(folder):
+        if entry.name.startswith(".tmp-") and entry.name.endswith(f"-{target.name}"):
+            try:
+                if now - entry.stat().st_mtime > older_than:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+            except FileNotFoundError:
+                pass  # another writer cleaned it first
+    return removed
 
 
 def local_copy(path: UPath, folder: str) -> str:

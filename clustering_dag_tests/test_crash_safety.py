@@ -53,8 +53,16 @@ def test_sigkill_during_write_keeps_the_previous_file(tmp_path):
     value = read_parquet(_upath(target))  # still the old, complete file
     assert value.train_x.shape == (5, 784)
     assert AssetStorage(base_path=str(tmp_path)).stored_key(_upath(target), "parquet") == "old-key"
-    leftovers = [p.name for p in target.parent.iterdir() if p.name != "mnist.parquet"]
-    assert leftovers and all(n.startswith(".tmp-") for n in leftovers)  # killed mid-write; hidden
+    leftovers = [p for p in target.parent.iterdir() if p.name != "mnist.parquet"]
+    assert leftovers and all(p.name.startswith(".tmp-") for p in leftovers)  # killed mid-write; hidden
+    # The next write of this file clears what the killed writer left, once it is old enough that
+    # no live writer can own it; a young temp file (another writer, still running) is kept.
+    for p in leftovers:
+        os.utime(p, (time.time() - 7200, time.time() - 7200))
+    young = target.parent / ".tmp-0123-mnist.parquet"
+    young.write_bytes(b"in progress")
+    write_parquet(_upath(target), _table(old), "next-key")
+    assert sorted(p.name for p in target.parent.iterdir()) == [young.name, "mnist.parquet"]
 
 
 def test_two_writers_at_once_leave_one_valid_file(tmp_path):

@@ -44,8 +44,8 @@ def raw_dataset(context: AssetExecutionContext, config: RawDataConfig,
     def load() -> Splits:
         return dataset_source.load(context.partition_key, where).head(config.train_rows, config.test_rows)
 
-    data, reused = compute_or_reuse(context, asset_storage, load, config=config,
-                                    extra=[str(where), dataset_source.fingerprint(context.partition_key, where)])
+    source = [str(where), dataset_source.fingerprint(context.partition_key, where)]
+    data, reused = compute_or_reuse(context, asset_storage, load, config=config, extra=source)
     if reused:
         return Output(data, metadata={"reused": True, "source": MetadataValue.path(str(where))})
     shape = data.image_shape or [data.dim]

@@ -76,7 +76,7 @@ def build_vae_assets(variant: str) -> list:
                     noisy_test_set: Splits) -> Output[TrainedVAE]:
         n_train = len(raw_dataset.train_x)
         if config.batch_size > n_train:
-            context.log.info(f"batch_size {config.batch_size} > {n_train} training rows: one batch of {n_train}")
+            context.log.info(f"batch_size {config.batch_size} > {n_train} training rows: using {n_train}")
         cfg = variant_config(
             variant, input_dim=raw_dataset.dim, hidden=tuple(config.hidden),
             latent_dim=config.latent_dim, epochs=config.epochs, batch_size=min(config.batch_size, n_train),

@@ -206,6 +206,8 @@ def _read_table(file: Path, fmt: str, spec: UserDataset):
 
 def _read_npz(file: Path):
     """``x`` [+ ``y``] (split here), or ``train_x``, ``test_x`` [+ ``train_y``, ``test_y``]."""
+    if not zipfile.is_zipfile(file):  # np.load would take it for a pickle
+        raise DataError(f"{file}: not a readable .npz file (not a zip archive of .npy arrays).")
     try:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -225,7 +227,7 @@ def _read_npz(file: Path):
         raise DataError(f"{file}: holds arrays {sorted(keys)}; expected 'x' (+ optional 'y'), or "
                         "'train_x' and 'test_x' (+ optional 'train_y' and 'test_y').")
     if "train_y" in keys and "test_y" not in keys or "test_y" in keys and "train_y" not in keys:
-        raise DataError(f"{file}: has labels for one split only; give both 'train_y' and 'test_y' or neither.")
+        raise DataError(f"{file}: has labels for one split only; give 'train_y' and 'test_y', or neither.")
     for name in sorted(k for k in keys if k.endswith("x")):
         arr = arrays[name]
         if arr.ndim not in (2, 3) or not len(arr) or (arr.dtype.kind not in "biuf"):
@@ -280,7 +282,8 @@ def load_user_dataset(name: str, spec: UserDataset) -> Splits:
         if len(inner) == 2:
             image_shape = image_shape or list(inner)
         integer_images = all(v.dtype == np.uint8 for v in xs.values())
-        flat = {k: _finite(v.reshape(len(v), -1).astype(np.float64), file, fmt, what=k) for k, v in xs.items()}
+        flat = {k: _finite(v.reshape(len(v), -1).astype(np.float64), file, fmt, what=k)
+                for k, v in xs.items()}
         ys = {k: v for k, v in arrays.items() if k.endswith("y")}
         classes = None
         if ys:
