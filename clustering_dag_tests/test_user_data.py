@@ -2,6 +2,7 @@
 table and digit images), every kind of bad input, the registry file, and the whole graph run
 from the command line on a registered table and on unlabelled images."""
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from sklearn.datasets import load_digits, load_wine
 
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.user_data import UserDataset, load_registry, load_user_dataset
+from clustering_dag.profiles import small
 from clustering_dag.settings import PROJECT_ROOT
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -231,6 +233,33 @@ def test_a_broken_registry_stops_the_code_location_with_its_message(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "'mnist' is a built-in dataset; choose another name" in proc.stderr
+
+
+def test_registered_datasets_become_partitions_and_scheduled_runs(tmp_path):
+    (tmp_path / "reg.yaml").write_text("datasets:\n  wine: {path: wine.csv, profile: small}\n"
+                                       "  digits: {path: digits.npz}\n")
+    script = """
+import json
+from datetime import datetime, UTC
+from dagster import DagsterInstance, build_schedule_context
+from clustering_dag.definitions import defs
+job = defs.resolve_job_def("paper_run")
+with DagsterInstance.ephemeral() as instance:
+    context = build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                     scheduled_execution_time=datetime(2026, 11, 23, 3, tzinfo=UTC))
+    requests = defs.resolve_schedule_def("weekly_paper_run").evaluate_tick(context).run_requests
+print(json.dumps({"partitions": job.partitions_def.get_partition_keys(),
+                  "requests": [[r.partition_key, r.run_config] for r in requests]}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          env={**os.environ, "CLUSTERING_DAG_DATASETS": str(tmp_path / "reg.yaml")},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["partitions"] == ["mnist", "fashion_mnist", "wine", "digits"]
+    configs = dict(out["requests"])
+    assert configs["mnist"] == {} and configs["digits"] == {}
+    assert configs["wine"] == small()
 
 
 def test_source_fingerprint_follows_the_file_and_its_entry(tmp_path, wine, monkeypatch):

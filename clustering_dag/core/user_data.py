@@ -59,7 +59,8 @@ class UserDataset(BaseModel):
                     "split; 'auto' = uint8 arrays / 255, else minmax; 'none' = already in [0, 1].")
     n_clusters: int | None = Field(
         default=None, ge=2, description="Clusters to fit (default: number of label classes, else 10).")
-    description: str = ""
+    profile: Literal["full", "quick", "small"] | None = Field(
+        default=None, description="Run-config profile of this dataset's scheduled runs (default: full).")
 
     def file_format(self) -> str:
         if self.format != "auto":
