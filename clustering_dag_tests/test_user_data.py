@@ -170,6 +170,13 @@ def test_missing_labels_and_bad_split_values_name_the_row(tmp_path, wine):
         load(path, label_column="target", split_column="split")
 
 
+def test_row_count_other_than_registered(tmp_path, wine):
+    path = write_csv(wine.head(150), tmp_path / "cut.csv")
+    with pytest.raises(DataError, match=r"cut\.csv: has 150 rows but the registry says `rows: 178`"):
+        load(path, label_column="target", rows=178)
+    assert len(load(write_csv(wine, path), label_column="target", rows=178).train_x) == 178 - 36
+
+
 def test_too_few_rows_and_unknown_columns(tmp_path, wine):
     path = write_csv(wine.head(12), tmp_path / "tiny.csv")
     with pytest.raises(DataError, match=r"tiny\.csv: 10 training and 2 test rows are too few to fit 3 "):

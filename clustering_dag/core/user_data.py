@@ -59,6 +59,8 @@ class UserDataset(BaseModel):
                     "split; 'auto' = uint8 arrays / 255, else minmax; 'none' = already in [0, 1].")
     n_clusters: int | None = Field(
         default=None, ge=2, description="Clusters to fit (default: number of label classes, else 10).")
+    rows: int | None = Field(
+        default=None, ge=1, description="Expected number of rows (train + test): catches a truncated file.")
     profile: Literal["full", "quick", "small"] | None = Field(
         default=None, description="Run-config profile of this dataset's scheduled runs (default: full).")
 
@@ -305,6 +307,9 @@ def load_user_dataset(name: str, spec: UserDataset) -> Splits:
         raise DataError(f"dataset {name!r}: image_shape {image_shape} has {int(np.prod(image_shape))} "
                         f"pixels but {file} has {x.shape[1]} features per row.")
 
+    if spec.rows is not None and len(x) != spec.rows:
+        raise DataError(f"{file}: has {len(x)} rows but the registry says `rows: {spec.rows}`; the file "
+                        "is truncated or not the one registered. Restore it, or correct `rows:`.")
     if split is None:
         order = np.random.default_rng(spec.split_seed).permutation(len(x))
         n_test = max(1, int(round(spec.test_fraction * len(x))))
