@@ -53,3 +53,14 @@ def write_fake_dataset(folder: Path, n_train: int = 30, n_test: int = 10, seed: 
     for name, arr in arrays.items():
         write_idx(folder / name, arr)
     return arrays
+
+
+def initialized_dagster_home(folder: Path) -> Path:
+    """A DAGSTER_HOME whose SQLite storage exists already: processes started together against a
+    fresh one would race to create the same tables."""
+    from dagster import DagsterInstance
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with DagsterInstance.from_config(str(folder)) as instance:
+        instance.get_runs(limit=1)
+    return folder

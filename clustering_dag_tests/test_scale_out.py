@@ -9,6 +9,7 @@ import yaml
 
 from clustering_dag.profiles import quick
 from clustering_dag.settings import PROJECT_ROOT
+from clustering_dag_tests.conftest import initialized_dagster_home
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -16,8 +17,7 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 def env_for(tmp_path, data_dir) -> dict:
     import os
 
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
+    home = initialized_dagster_home(tmp_path / "home")
     return {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
             "CLUSTERING_DAG_CACHE_DIR": str(tmp_path / "cache")}
 

@@ -19,6 +19,7 @@ from clustering_dag.core.errors import DataError
 from clustering_dag.core.user_data import UserDataset, load_registry, load_user_dataset
 from clustering_dag.profiles import small
 from clustering_dag.settings import PROJECT_ROOT
+from clustering_dag_tests.conftest import initialized_dagster_home
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -292,8 +293,7 @@ def test_whole_graph_runs_on_a_labelled_table_and_on_unlabelled_images(tmp_path,
         "datasets:\n"
         "  wine: {path: wine.csv, label_column: target, test_fraction: 0.25}\n"
         "  digits: {path: digits.npz}\n")
-    home = tmp_path / "home"
-    home.mkdir()
+    home = initialized_dagster_home(tmp_path / "home")
     env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_CACHE_DIR": str(tmp_path / "cache"),
            "CLUSTERING_DAG_DATASETS": str(tmp_path / "datasets.yaml")}
     procs = {p: subprocess.Popen(
