@@ -16,3 +16,13 @@ def cache_root() -> str:
     """
     return os.environ.get("CLUSTERING_DAG_CACHE_DIR") or str(PROJECT_ROOT / "data")
 
+
+
+def registry_path() -> Path | None:
+    """The registry of the user's own datasets: ``$CLUSTERING_DAG_DATASETS``, else
+    ``data/datasets.yaml`` when it exists, else none."""
+    configured = os.environ.get("CLUSTERING_DAG_DATASETS")
+    if configured:
+        return Path(configured)
+    default = PROJECT_ROOT / "data" / "datasets.yaml"
+    return default if default.is_file() else None

@@ -141,14 +141,13 @@ def _row_ref(file: Path, fmt: str, row: int) -> str:
 def _numeric_matrix(frame: pd.DataFrame, columns: list[str], file: Path, fmt: str) -> np.ndarray:
     for col in columns:
         series = frame[col]
-        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        if not pd.api.types.is_numeric_dtype(series):
             coerced = pd.to_numeric(series, errors="coerce")
             bad = np.flatnonzero(coerced.isna().to_numpy() & series.notna().to_numpy())
-            if pd.api.types.is_bool_dtype(series) or len(bad):
-                first = int(bad[0]) if len(bad) else 0
+            if len(bad):
                 raise DataError(
-                    f"{file}: column {col!r} is not numeric ({_row_ref(file, fmt, first)} holds "
-                    f"{series.iloc[first]!r}). List the numeric columns under `features:`, or name "
+                    f"{file}: column {col!r} is not numeric ({_row_ref(file, fmt, int(bad[0]))} holds "
+                    f"{series.iloc[bad[0]]!r}). List the numeric columns under `features:`, or name "
                     "this column as `label_column:`.")
             frame = frame.assign(**{col: coerced})
     return _finite(frame[columns].to_numpy(dtype=np.float64), file, fmt, columns)
@@ -192,9 +191,7 @@ def _read_table(file: Path, fmt: str, spec: UserDataset):
     if len(frame) == 0:
         raise DataError(f"{file}: the file has a header but no rows.")
     x = _numeric_matrix(frame, [str(c) for c in columns], file, fmt)
-    y = classes = None
-    if spec.label_column:
-        y, classes = _labels(frame[spec.label_column].to_numpy(), file, fmt, f"column {spec.label_column!r}")
+    y = frame[spec.label_column].to_numpy() if spec.label_column else None
     split = None
     if spec.split_column:
         split = frame[spec.split_column].astype("string").str.strip().str.lower()
@@ -204,7 +201,7 @@ def _read_table(file: Path, fmt: str, spec: UserDataset):
                 f"{file}: split column {spec.split_column!r} holds {frame[spec.split_column].iloc[bad[0]]!r} "
                 f"at {_row_ref(file, fmt, int(bad[0]))}; its values must be 'train' or 'test'.")
         split = split.to_numpy(dtype=object)
-    return x, y, classes, split, [str(c) for c in columns]
+    return x, y, split, [str(c) for c in columns]
 
 
 def _read_npz(file: Path):
@@ -236,13 +233,24 @@ def _read_npz(file: Path):
         if arr.ndim not in (2, 3) or not len(arr) or (arr.dtype.kind not in "biuf"):
             raise DataError(f"{file}: array {name!r} has shape {arr.shape} and dtype {arr.dtype}; "
                             "expected numbers shaped (rows, features) or (rows, height, width).")
+        _finite(arr.reshape(len(arr), -1), file, "npz", what=name)
         y_name = name[:-1] + "y"
         if y_name in arrays:
             y = arrays[y_name]
             if y.ndim != 1 or len(y) != len(arr):
                 raise DataError(f"{file}: labels {y_name!r} have shape {y.shape} but {name!r} has "
                                 f"{len(arr)} rows; give one label per row.")
-    return arrays
+    if "x" in arrays:
+        x, y, split = arrays["x"], arrays.get("y"), None
+    else:
+        if arrays["train_x"].shape[1:] != arrays["test_x"].shape[1:]:
+            raise DataError(f"{file}: 'train_x' is {arrays['train_x'].shape} but 'test_x' is "
+                            f"{arrays['test_x'].shape}; the rows must have one shape.")
+        x = np.concatenate([arrays["train_x"], arrays["test_x"]])
+        y = np.concatenate([arrays["train_y"], arrays["test_y"]]) if "train_y" in arrays else None
+        split = np.array(["train"] * len(arrays["train_x"]) + ["test"] * len(arrays["test_x"]), dtype=object)
+    image_shape = list(x.shape[1:]) if x.ndim == 3 else None
+    return x.reshape(len(x), -1).astype(np.float64), y, split, image_shape, x.dtype == np.uint8
 
 
 def _scale(train: np.ndarray, test: np.ndarray, how: str, integer_images: bool, file: Path):
@@ -269,40 +277,19 @@ def load_user_dataset(name: str, spec: UserDataset) -> Splits:
     if file.stat().st_size == 0:
         raise DataError(f"dataset {name!r}: file {file} is empty (0 bytes).")
     fmt = spec.file_format()
-    image_shape = list(spec.image_shape) if spec.image_shape else None
-    feature_names = None
-    split = None
+    feature_names, image_shape, integer_images = None, None, False
     if fmt == "npz":
         if spec.label_column or spec.split_column or spec.features:
             raise DataError(f"dataset {name!r}: label_column, split_column and features apply to "
                             f"tables; {file} is .npz (arrays 'x'/'y' or 'train_x'/'test_x').")
-        arrays = _read_npz(file)
-        xs = {k: v for k, v in arrays.items() if k.endswith("x")}
-        shapes = {v.shape[1:] for v in xs.values()}
-        if len(shapes) > 1:
-            raise DataError(f"{file}: 'train_x' and 'test_x' differ in shape {sorted(shapes)}.")
-        inner = shapes.pop()
-        if len(inner) == 2:
-            image_shape = image_shape or list(inner)
-        integer_images = all(v.dtype == np.uint8 for v in xs.values())
-        flat = {k: _finite(v.reshape(len(v), -1).astype(np.float64), file, fmt, what=k)
-                for k, v in xs.items()}
-        ys = {k: v for k, v in arrays.items() if k.endswith("y")}
-        classes = None
-        if ys:
-            order = sorted(ys)  # test_y, train_y / y: one coding across both splits
-            codes, classes = _labels(np.concatenate([ys[k] for k in order]), file, fmt, "array")
-            bounds = np.cumsum([0, *(len(ys[k]) for k in order)])
-            ys = {k: codes[bounds[i]:bounds[i + 1]] for i, k in enumerate(order)}
-        if "x" in flat:
-            x, y = flat["x"], ys.get("y")
-        else:
-            x = np.concatenate([flat["train_x"], flat["test_x"]])
-            y = np.concatenate([ys["train_y"], ys["test_y"]]) if ys else None
-            split = np.array(["train"] * len(flat["train_x"]) + ["test"] * len(flat["test_x"]), dtype=object)
+        x, y, split, image_shape, integer_images = _read_npz(file)
     else:
-        x, y, classes, split, feature_names = _read_table(file, fmt, spec)
-        integer_images = False
+        x, y, split, feature_names = _read_table(file, fmt, spec)
+    image_shape = list(spec.image_shape) if spec.image_shape else image_shape
+    classes = None
+    if y is not None:
+        what = f"column {spec.label_column!r}" if spec.label_column else "array"
+        y, classes = _labels(y, file, fmt, what)
     if image_shape and int(np.prod(image_shape)) != x.shape[1]:
         raise DataError(f"dataset {name!r}: image_shape {image_shape} has {int(np.prod(image_shape))} "
                         f"pixels but {file} has {x.shape[1]} features per row.")
