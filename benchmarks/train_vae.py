@@ -15,7 +15,7 @@ import time
 from clustering_dag.core.noise import add_gaussian_noise
 from clustering_dag.core.tf_env import tf
 from clustering_dag.core.vae import train_vae, variant_config
-from clustering_dag.resources import Accelerator, DatasetSource
+from clustering_dag.defs.resources import Accelerator, DatasetSource
 
 
 def main() -> None:

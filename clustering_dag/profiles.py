@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from clustering_dag.core.vae import VARIANTS
+from clustering_dag.core.variants import VARIANTS
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 

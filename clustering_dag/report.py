@@ -8,10 +8,10 @@ import sys
 from upath import UPath
 
 from clustering_dag.core.paper import PAPER_TABLE, REPRESENTATIONS
-from clustering_dag.core.vae import VARIANTS
-from clustering_dag.partitions import DATASET_KEYS
+from clustering_dag.core.variants import VARIANTS
+from clustering_dag.defs.partitions import DATASET_KEYS
+from clustering_dag.defs.storage import read_parquet
 from clustering_dag.settings import cache_root
-from clustering_dag.storage import read_parquet
 
 
 def report(root: UPath) -> str:

@@ -11,24 +11,23 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from clustering_dag.core.arrays import Splits
-from clustering_dag.storage import AssetStorage, read_parquet, write_parquet
+from clustering_dag.defs.storage import AssetStorage, read_parquet, write_parquet
 
 WRITER = """
 import sys, time, numpy as np, pyarrow as pa
 from upath import UPath
 from clustering_dag.core.arrays import Splits, splits_to_table
-from clustering_dag.storage import write_parquet
+from clustering_dag.defs.storage import write_parquet
 rows, key, slow = int(sys.argv[2]), sys.argv[3], sys.argv[4] == "slow"
 x = np.random.default_rng(0).random((rows, 784), dtype=np.float32)
 table = splits_to_table(Splits(x, None, x[:10], None))
 if slow:  # write the table in many row groups, so a kill lands in the middle of the file
     import pyarrow.parquet as pq
-    import clustering_dag.storage as storage
     def slow_write(table, path, compression):
         with pq.ParquetWriter(path, table.schema) as w:
             for batch in table.to_batches(max_chunksize=500):
                 w.write_batch(batch); time.sleep(0.05)
-    storage.pq.write_table = slow_write
+    pq.write_table = slow_write  # what write_parquet calls
 print("writing", flush=True)
 write_parquet(UPath(sys.argv[1]), table, key)
 print("done", flush=True)

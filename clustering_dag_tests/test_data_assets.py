@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from dagster import materialize
 
-from clustering_dag.assets.datasets import noisy_test_set, raw_dataset
 from clustering_dag.core.errors import DataError
 from clustering_dag.definitions import resources
-from clustering_dag.resources import DatasetSource
+from clustering_dag.defs.assets.datasets import noisy_test_set, raw_dataset
+from clustering_dag.defs.resources import DatasetSource
 
 
 @pytest.mark.parametrize("partition", ["mnist", "fashion_mnist"])

@@ -11,11 +11,11 @@ from clustering_dag.core.datasets import (
     DATASETS,
     FILES,
     DatasetSpec,
-    load_image_dataset,
     md5_of,
     resolve_source,
 )
 from clustering_dag.core.errors import DataError
+from clustering_dag.core.idx import load_image_dataset
 from clustering_dag_tests.conftest import write_fake_dataset
 
 SPEC = DatasetSpec(name="toy", folder="toy", mirrors=())

@@ -7,8 +7,8 @@ from upath import UPath
 
 from clustering_dag.core.arrays import Splits, splits_to_table, table_to_splits
 from clustering_dag.core.errors import DataError
-from clustering_dag.io_managers import ParquetIOManager
-from clustering_dag.storage import atomic_write
+from clustering_dag.defs.io_managers import ParquetIOManager
+from clustering_dag.defs.storage import atomic_write
 
 
 def make_splits(dim=6, labels=True):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
-from clustering_dag.assets.datasets import noisy_test_set, raw_dataset
 from clustering_dag.definitions import resources
+from clustering_dag.defs.assets.datasets import noisy_test_set, raw_dataset
 
 PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
 pytestmark = pytest.mark.skipif(

@@ -16,7 +16,8 @@ import pytest
 from sklearn.datasets import load_digits, load_wine
 
 from clustering_dag.core.errors import DataError
-from clustering_dag.core.user_data import UserDataset, load_registry, load_user_dataset
+from clustering_dag.core.registry import UserDataset, load_registry
+from clustering_dag.core.user_data import load_user_dataset
 from clustering_dag.profiles import small
 from clustering_dag.settings import PROJECT_ROOT
 from clustering_dag_tests.conftest import initialized_dagster_home
@@ -271,7 +272,7 @@ print(json.dumps({"partitions": job.partitions_def.get_partition_keys(),
 
 
 def test_source_fingerprint_follows_the_file_and_its_entry(tmp_path, wine, monkeypatch):
-    from clustering_dag import resources
+    from clustering_dag.defs import resources
 
     path = write_csv(wine, tmp_path / "wine.csv")
     monkeypatch.setitem(resources.USER_DATASETS, "wine", UserDataset(path=str(path), label_column="target"))

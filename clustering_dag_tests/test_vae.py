@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from clustering_dag.core.datasets import DATASETS, load_image_dataset
+from clustering_dag.core.datasets import DATASETS
+from clustering_dag.core.idx import load_image_dataset
 from clustering_dag.core.noise import add_gaussian_noise
 from clustering_dag.core.tf_env import tf, tfd
 from clustering_dag.core.vae import (
@@ -15,7 +16,7 @@ from clustering_dag.core.vae import (
     train_vae,
     variant_config,
 )
-from clustering_dag.resources import Accelerator
+from clustering_dag.defs.resources import Accelerator
 
 SMALL = dict(hidden=(64, 32), latent_dim=4, batch_size=100, epochs=3)
 

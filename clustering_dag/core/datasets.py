@@ -1,4 +1,5 @@
-"""The image datasets of the paper: where their files are found, how they are fetched and verified.
+"""The image datasets of the paper: where their files are found, how they are fetched and verified
+(reading them is :func:`clustering_dag.core.idx.load_image_dataset`).
 
 Sources are tried in a fixed order (see :func:`resolve_source`); a download is verified by MD5
 and written atomically, so an interrupted or corrupted download never passes for a dataset.
@@ -15,11 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from clustering_dag.core.arrays import Splits
 from clustering_dag.core.errors import DataError
-from clustering_dag.core.idx import read_image_label_pair
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -167,31 +164,3 @@ def resolve_source(spec: DatasetSpec, data_dir: str | None, cache_dir: Path,
         + "\nFix: set CLUSTERING_DAG_DATA_DIR to a folder holding "
         f"'{spec.folder}/' with those files, copy them into {dest}, or allow the download."
     )
-
-
-def load_image_dataset(spec: DatasetSpec, folder: Path) -> Splits:
-    """Read and validate the four IDX files of ``spec`` from ``folder``.
-
-    Pixels become float32 in [0, 1], flattened to (n, rows*cols); ``meta`` records the image
-    shape and the source folder.
-    """
-    train_img, train_y = read_image_label_pair(folder / FILES["train_images"], folder / FILES["train_labels"])
-    test_img, test_y = read_image_label_pair(folder / FILES["test_images"], folder / FILES["test_labels"])
-    if train_img.shape[1:] != test_img.shape[1:]:
-        raise DataError(
-            f"{folder}: train images are {train_img.shape[1:]} but test images are "
-            f"{test_img.shape[1:]}; the files come from different datasets."
-        )
-    for split, n, want in (("train", len(train_y), spec.n_train), ("test", len(test_y), spec.n_test)):
-        if want is not None and n != want:
-            raise DataError(
-                f"{folder}: the {split} split of {spec.name!r} has {n} items, expected {want}. "
-                "The files are incomplete or belong to another dataset."
-            )
-    shape = (int(train_img.shape[1]), int(train_img.shape[2]))
-
-    def to_float(images: np.ndarray) -> np.ndarray:
-        return (images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0))
-
-    return Splits(to_float(train_img), train_y, to_float(test_img), test_y,
-                  meta={"image_shape": list(shape), "source": str(folder), "dataset": spec.name})

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clustering_dag.core.arrays import Splits
+from clustering_dag.core.datasets import FILES, DatasetSpec
 from clustering_dag.core.errors import DataError
 
 # IDX type codes -> big-endian NumPy dtypes.
@@ -114,3 +116,31 @@ def read_image_label_pair(images_path: Path, labels_path: Path, n_classes: int =
             f"{labels_path}: label {int(labels[i])} at item {i} is outside 0..{n_classes - 1}."
         )
     return images, labels.astype(np.int64)
+
+
+def load_image_dataset(spec: DatasetSpec, folder: Path) -> Splits:
+    """Read and validate the four IDX files of ``spec`` from ``folder``.
+
+    Pixels become float32 in [0, 1], flattened to (n, rows*cols); ``meta`` records the image
+    shape and the source folder.
+    """
+    train_img, train_y = read_image_label_pair(folder / FILES["train_images"], folder / FILES["train_labels"])
+    test_img, test_y = read_image_label_pair(folder / FILES["test_images"], folder / FILES["test_labels"])
+    if train_img.shape[1:] != test_img.shape[1:]:
+        raise DataError(
+            f"{folder}: train images are {train_img.shape[1:]} but test images are "
+            f"{test_img.shape[1:]}; the files come from different datasets."
+        )
+    for split, n, want in (("train", len(train_y), spec.n_train), ("test", len(test_y), spec.n_test)):
+        if want is not None and n != want:
+            raise DataError(
+                f"{folder}: the {split} split of {spec.name!r} has {n} items, expected {want}. "
+                "The files are incomplete or belong to another dataset."
+            )
+    shape = (int(train_img.shape[1]), int(train_img.shape[2]))
+
+    def to_float(images: np.ndarray) -> np.ndarray:
+        return (images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0))
+
+    return Splits(to_float(train_img), train_y, to_float(test_img), test_y,
+                  meta={"image_shape": list(shape), "source": str(folder), "dataset": spec.name})

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from clustering_dag.core.metrics import INTERNAL
-
-REPRESENTATIONS = ("original", "reconstructed", "latent")
+from clustering_dag.core.variants import REPRESENTATIONS
 
 # Agarap & Azcarraga (2019), Tables 1-2: (DBI, Silhouette, Calinski-Harabasz).
 PAPER_TABLE = {

@@ -8,11 +8,9 @@ from typing import Literal
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from clustering_dag.core.arrays import Splits
-from clustering_dag.core.datasets import DATASETS, load_image_dataset, resolve_source
+from clustering_dag.core.datasets import DATASETS, resolve_source
 from clustering_dag.core.errors import DataError
-from clustering_dag.core.user_data import load_user_dataset
-from clustering_dag.partitions import USER_DATASETS
+from clustering_dag.defs.partitions import USER_DATASETS
 from clustering_dag.settings import PROJECT_ROOT
 
 
@@ -53,7 +51,11 @@ class DatasetSource(ConfigurableResource):
             mirrors=tuple(self.mirrors) if self.mirrors else None,
         )
 
-    def load(self, dataset: str, where: Path | None = None) -> Splits:
+    def load(self, dataset: str, where: Path | None = None):
+        """The dataset as a :class:`~clustering_dag.core.arrays.Splits`."""
+        from clustering_dag.core.idx import load_image_dataset
+        from clustering_dag.core.user_data import load_user_dataset
+
         if dataset in USER_DATASETS:
             return load_user_dataset(dataset, USER_DATASETS[dataset])
         where = where or self.locate(dataset)

@@ -8,7 +8,7 @@ the code location loads, so after editing the registry reload it (UI: Deployment
 from dagster import StaticPartitionsDefinition
 
 from clustering_dag.core.datasets import DATASETS
-from clustering_dag.core.user_data import UserDataset, load_registry
+from clustering_dag.core.registry import UserDataset, load_registry
 from clustering_dag.settings import registry_path
 
 

@@ -1,22 +1,36 @@
-"""Helpers shared by the asset modules: cache keys for incremental re-runs, figure output."""
+"""Helpers shared by the asset modules: cache keys for incremental re-runs, which are also the
+materializations' Dagster data versions, and figure output.
+
+Nothing heavy is imported here: the numeric libraries load inside the steps that use them.
+"""
 
 import base64
 import hashlib
 import json
+import warnings
 from collections.abc import Callable
 
-from dagster import AssetExecutionContext, AssetKey, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BetaWarning,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+)
 
 from clustering_dag.core.errors import DataError
-from clustering_dag.core.figures import to_png
-from clustering_dag.partitions import dataset_partitions
-from clustering_dag.storage import AssetStorage, atomic_write, key_of, png_with_key, with_key
+from clustering_dag.defs.partitions import dataset_partitions
+from clustering_dag.defs.storage import AssetStorage, atomic_write, key_of, png_with_key, with_key
+from clustering_dag.defs.versioning import asset_from_source, unversioned
 
 
 def parquet_asset(**kwargs):
-    """``@asset`` partitioned by dataset and stored as parquet, the shape of most assets here."""
-    return asset(**{"partitions_def": dataset_partitions, "io_manager_key": "parquet_io_manager",
-                    "code_version": "1", "kinds": {"parquet"}, **kwargs})
+    """``@asset`` partitioned by dataset, stored as parquet, its code version read from its source:
+    the shape of most assets here."""
+    return asset_from_source(**{"partitions_def": dataset_partitions, "io_manager_key": "parquet_io_manager",
+                                "kinds": {"parquet"}, **kwargs})
 
 
 def fingerprint(context: AssetExecutionContext, *, config=None, inputs=(), extra=None,
@@ -68,24 +82,42 @@ def compute_or_reuse(context: AssetExecutionContext, storage: AssetStorage, comp
     return with_key(value, key), reused
 
 
+def data_version(key: str | None) -> DataVersion | None:
+    return DataVersion(key) if key else None
+
+
+def keyed_output(value, reused: bool, output_name: str = "result", **metadata) -> Output:
+    """The step's output, with its cache key as Dagster's data version: a re-run that reused the
+    cache reports the same version, so nothing below it becomes unsynced."""
+    with warnings.catch_warnings():  # `Output(data_version=...)` is Dagster's way; marked beta
+        warnings.simplefilter("ignore", BetaWarning)
+        return Output(value, output_name, data_version=data_version(key_of(value)),
+                      metadata={"reused": reused, **metadata})
+
+
+@unversioned
 def png_markdown(png: bytes, alt: str = "figure") -> MetadataValue:
     return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def figures_output(context: AssetExecutionContext, storage: AssetStorage, folder: list[str],
-                   renders: dict[str, Callable], *, config=None, inputs=()) -> dict:
+                   renders: dict[str, Callable], *, config=None, inputs=()) -> MaterializeResult:
     """Render each figure (name -> callable returning a matplotlib Figure) to
-    ``<cache>/figures/<folder...>/<name>/<partition>.png`` unless the stored PNG was made from the
-    same inputs; return metadata embedding every figure inline."""
-    metadata, reused = {}, True
+    ``<cache>/figures/<folder...>/<name>/<partition>.png`` unless every stored PNG was made with
+    this step's cache key; the key is the materialization's data version."""
+    key = fingerprint(context, config=config, inputs=inputs)
+    paths = {name: storage.root().joinpath("figures", *folder, name, f"{context.partition_key}.png")
+             for name in renders}
+    reused = key is not None and all(storage.stored_key(p, "png") == key for p in paths.values())
+    metadata = {}
     for i, (name, render) in enumerate(renders.items()):
-        key = fingerprint(context, config=config, inputs=inputs, extra=name)
-        path = storage.root().joinpath("figures", *folder, name, f"{context.partition_key}.png")
-        if key is not None and storage.stored_key(path, "png") == key:
+        path = paths[name]
+        if reused:
             with path.open("rb") as fh:
                 png = fh.read()
         else:
-            reused = False
+            from clustering_dag.core.figures import to_png
+
             png = to_png(render())
             png = png_with_key(png, key) if key else png
 
@@ -97,5 +129,4 @@ def figures_output(context: AssetExecutionContext, storage: AssetStorage, folder
         prefix = "" if i == 0 else f"{name}_"
         metadata.update({f"{prefix}path": MetadataValue.path(str(path)),
                          f"{prefix}figure": png_markdown(png, name)})
-    metadata["reused"] = reused
-    return metadata
+    return MaterializeResult(data_version=data_version(key), metadata={"reused": reused, **metadata})

@@ -3,9 +3,14 @@ re-runs incremental.
 
 Every stored asset value carries a *cache key*: a hash of the asset's code version, its config,
 its partition and the cache keys of its inputs. The key is written into the file itself (parquet
-schema metadata, an HDF5 attribute, a PNG text chunk). A run whose key matches the stored one
-reuses the file instead of recomputing, and the IO managers skip rewriting it.
+schema metadata, an HDF5 attribute, a PNG text chunk) and is the materialization's Dagster data
+version. A run whose key matches the stored one reuses the file instead of recomputing, and the
+IO managers skip rewriting it.
+
+pyarrow and h5py are imported where a file is read or written, not with the code location.
 """
+
+from __future__ import annotations
 
 import json
 import os
@@ -15,17 +20,16 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import h5py
-import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import AssetKey, ConfigurableResource
 from pydantic import Field
-from upath import UPath
 
-from clustering_dag.core.arrays import LazySplits, Splits, table_to_splits
 from clustering_dag.core.errors import DataError
 from clustering_dag.settings import cache_root
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 KEY_FIELD = "clustering_dag_cache_key"
 EXTENSIONS = {"parquet": ".parquet", "model": ".weights.h5", "png": ".png"}
@@ -41,6 +45,8 @@ def atomic_write(path: UPath, write: Callable[[str], None]) -> None:
     Locally: a hidden temp file in the same folder, then ``os.replace`` (atomic on POSIX). On an
     object store: a local temp file uploaded with one PUT, which is atomic there.
     """
+    from upath import UPath
+
     if is_local(path):
         target = UPath(path.path)
         os.makedirs(target.parent.path, exist_ok=True)
@@ -94,22 +100,26 @@ def local_copy(path: UPath, folder: str) -> str:
 
 # --- cache keys carried by values -------------------------------------------------------------
 
+def _key_dict(value) -> dict | None:
+    """Where a value keeps its key: a Splits' ``meta``, a DataFrame's ``attrs``; else None."""
+    for name in ("meta", "attrs"):
+        found = getattr(value, name, None)
+        if isinstance(found, dict):
+            return found
+    return None
+
+
 def key_of(value) -> str | None:
-    if isinstance(value, Splits):
-        return value.meta.get("cache_key")
-    attrs = getattr(value, "attrs", None)  # pandas DataFrame
-    if isinstance(attrs, dict):
-        return attrs.get("cache_key")
-    return getattr(value, "cache_key", None) or None
+    held = _key_dict(value)
+    return held.get("cache_key") if held is not None else getattr(value, "cache_key", None) or None
 
 
 def with_key(value, key: str | None):
     if key is None:
         return value
-    if isinstance(value, Splits):
-        value.meta["cache_key"] = key
-    elif isinstance(getattr(value, "attrs", None), dict):
-        value.attrs["cache_key"] = key
+    held = _key_dict(value)
+    if held is not None:
+        held["cache_key"] = key
     else:
         value.cache_key = key
     return value
@@ -117,7 +127,10 @@ def with_key(value, key: str | None):
 
 # --- parquet ----------------------------------------------------------------------------------
 
-def write_parquet(path: UPath, table: pa.Table, key: str | None) -> None:
+def write_parquet(path: UPath, table, key: str | None) -> None:
+    """Write an Arrow table, with ``key`` in its schema metadata."""
+    import pyarrow.parquet as pq
+
     if key:
         meta = {**(table.schema.metadata or {}), KEY_FIELD.encode(): key.encode()}
         table = table.replace_schema_metadata(meta)
@@ -125,6 +138,9 @@ def write_parquet(path: UPath, table: pa.Table, key: str | None) -> None:
 
 
 def _read(path: UPath, schema_only: bool = False):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         with path.open("rb") as fh:
             return pq.read_schema(fh) if schema_only else pq.read_table(fh)
@@ -142,6 +158,8 @@ def read_parquet(path: UPath, lazy: bool = True):
     Array tables come back as :class:`LazySplits`: the footer is read (and checked) now, the arrays
     on first use. Tables (DataFrames) are small and read at once.
     """
+    from clustering_dag.core.arrays import LazySplits, Splits, table_to_splits
+
     meta = _read(path, schema_only=True).metadata or {}
     key = meta.get(KEY_FIELD.encode(), b"").decode() or None
     if b"clustering_dag" in meta:
@@ -190,6 +208,8 @@ class AssetStorage(ConfigurableResource):
     base_path: str = Field(default="", description="Folder or URL of the asset cache (default: data/).")
 
     def root(self) -> UPath:
+        from upath import UPath
+
         return UPath(self.base_path or cache_root())
 
     def path(self, asset_key: AssetKey, partition: str, kind: str) -> UPath:
@@ -199,10 +219,14 @@ class AssetStorage(ConfigurableResource):
         """The cache key written into a stored file, or None (missing or unreadable file)."""
         try:
             if kind == "parquet":
+                import pyarrow.parquet as pq
+
                 with path.open("rb") as fh:
                     meta = pq.read_schema(fh).metadata or {}
                 return meta.get(KEY_FIELD.encode(), b"").decode() or None
             if kind == "model":
+                import h5py
+
                 with path.open("rb") as fh, h5py.File(fh, "r") as h5:
                     return str(h5.attrs.get(KEY_FIELD, "")) or None
             with path.open("rb") as fh:

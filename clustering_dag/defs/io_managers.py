@@ -6,9 +6,10 @@ is renamed into place, so a crash never leaves a half-written file where a later
 it. A value whose cache key equals the stored file's is not written again.
 """
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from dagster import (
     ConfigurableIOManagerFactory,
     InputContext,
@@ -16,10 +17,11 @@ from dagster import (
     OutputContext,
     UPathIOManager,
 )
-from upath import UPath
 
-from clustering_dag.core.arrays import LazySplits, Splits, splits_to_table
-from clustering_dag.storage import AssetStorage, atomic_write, key_of, read_parquet, write_parquet
+from clustering_dag.defs.storage import AssetStorage, atomic_write, key_of, read_parquet, write_parquet
+
+if TYPE_CHECKING:
+    from upath import UPath
 
 
 def output_path(manager: UPathIOManager, context: OutputContext) -> UPath:
@@ -68,7 +70,12 @@ class ParquetIOManager(_KeyedIOManager):
         return read_parquet(path)
 
     @staticmethod
-    def _to_table(obj) -> pa.Table:
+    def _to_table(obj):
+        import pandas as pd
+        import pyarrow as pa
+
+        from clustering_dag.core.arrays import Splits, splits_to_table
+
         if isinstance(obj, Splits):
             return splits_to_table(obj)
         if isinstance(obj, pd.DataFrame):
@@ -78,6 +85,11 @@ class ParquetIOManager(_KeyedIOManager):
         raise TypeError(f"ParquetIOManager cannot store {type(obj).__name__}")
 
     def get_metadata(self, context: OutputContext, obj) -> dict:
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        from clustering_dag.core.arrays import LazySplits, Splits
+
         meta = super().get_metadata(context, obj)
         if isinstance(obj, LazySplits) and not obj.loaded:  # reused: count rows from the footer
             with output_path(self, context).open("rb") as fh:

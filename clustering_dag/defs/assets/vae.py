@@ -5,28 +5,22 @@ by side in the UI and share one code path.
 """
 
 
-import numpy as np
-import pandas as pd
-from dagster import (
-    AssetExecutionContext,
-    AssetIn,
-    AssetKey,
-    AssetOut,
-    Config,
-    MetadataValue,
-    Output,
-    asset,
-    multi_asset,
-)
+from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, MetadataValue, Output
 from pydantic import Field
 
-from clustering_dag.assets.common import compute_or_reuse, fingerprint, parquet_asset, png_markdown, reuse
-from clustering_dag.core.arrays import Splits
-from clustering_dag.core.figures import loss_curve, to_png
-from clustering_dag.core.vae import VARIANTS, TrainedVAE, represent, train_vae, variant_config
-from clustering_dag.partitions import dataset_partitions
-from clustering_dag.resources import Accelerator
-from clustering_dag.storage import AssetStorage, with_key
+from clustering_dag.core.variants import VARIANTS, variant_config
+from clustering_dag.defs.assets.common import (
+    compute_or_reuse,
+    fingerprint,
+    keyed_output,
+    parquet_asset,
+    png_markdown,
+    reuse,
+)
+from clustering_dag.defs.partitions import dataset_partitions
+from clustering_dag.defs.resources import Accelerator
+from clustering_dag.defs.storage import AssetStorage, with_key
+from clustering_dag.defs.versioning import asset_from_source, multi_asset_from_source, unversioned
 
 
 class TrainingConfig(Config):
@@ -42,21 +36,33 @@ class TrainingConfig(Config):
     beta: float | None = Field(default=None, ge=0, description="KL weight; None = the variant's.")
 
 
+@unversioned
+def _training_summary(trained) -> dict:
+    import pandas as pd
+
+    from clustering_dag.core.figures import loss_curve, to_png
+
+    return {
+        "history": MetadataValue.md(pd.DataFrame(trained.history).to_markdown(index=False, floatfmt=".4f")),
+        "loss_curve": png_markdown(to_png(loss_curve(trained.history)), "loss curve"),
+    }
+
+
 @parquet_asset(group_name="data")
-def original_representation(context: AssetExecutionContext, noisy_test_set: Splits,
-                            asset_storage: AssetStorage) -> Output[Splits]:
+def original_representation(context: AssetExecutionContext, noisy_test_set,
+                            asset_storage: AssetStorage) -> Output:
     """The paper's 'original' representation: the noisy pixels themselves (train and test)."""
     value, reused = compute_or_reuse(
         context, asset_storage, inputs=[noisy_test_set],
         compute=lambda: noisy_test_set.with_x(noisy_test_set.train_x, noisy_test_set.test_x,
                                               representation="original"))
-    return Output(value, metadata={"reused": reused})
+    return keyed_output(value, reused)
 
 
 def build_vae_assets(variant: str) -> list:
     group = f"vae_{variant}"
 
-    @asset(
+    @asset_from_source(
         name="trained_vae",
         key_prefix=[variant],
         partitions_def=dataset_partitions,
@@ -64,7 +70,6 @@ def build_vae_assets(variant: str) -> list:
              "noisy_test_set": AssetIn(AssetKey("noisy_test_set"))},
         io_manager_key="model_io_manager",
         group_name=group,
-        code_version="1",
         kinds={"tensorflow"},
         # One training at a time per pool slot: `dagster instance concurrency set vae_training 1`
         # keeps a single GPU from being shared by two runs.
@@ -72,8 +77,7 @@ def build_vae_assets(variant: str) -> list:
         description=f"VAE trained as the '{variant}' variant: {VARIANTS[variant]}.",
     )
     def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelerator: Accelerator,
-                    asset_storage: AssetStorage, raw_dataset: Splits,
-                    noisy_test_set: Splits) -> Output[TrainedVAE]:
+                    asset_storage: AssetStorage, raw_dataset, noisy_test_set) -> Output:
         n_train = len(raw_dataset.train_x)
         if config.batch_size > n_train:
             context.log.info(f"batch_size {config.batch_size} > {n_train} training rows: using {n_train}")
@@ -84,7 +88,9 @@ def build_vae_assets(variant: str) -> list:
             **({} if config.beta is None else {"beta": config.beta}))
         x_source = noisy_test_set if cfg.train_on_noisy else raw_dataset
 
-        def train() -> TrainedVAE:
+        def train():
+            from clustering_dag.core.vae import train_vae
+
             device = accelerator.select(context.log)
             context.log.info(f"training {variant} VAE on {len(x_source.train_x)} rows on {device}: {cfg}")
 
@@ -99,8 +105,7 @@ def build_vae_assets(variant: str) -> list:
         trained, reused = compute_or_reuse(context, asset_storage, train, kind="model",
                                            config=config, inputs=[x_source], extra=cfg.to_json())
         final = trained.final
-        return Output(trained, metadata={
-            "reused": reused,
+        return keyed_output(trained, reused, **{
             "variant": variant,
             "epochs": cfg.epochs,
             "final_loss": final["loss"],
@@ -108,32 +113,28 @@ def build_vae_assets(variant: str) -> list:
             "final_kl": final["kl"],
             "train_seconds": round(trained.seconds, 2),
             "seconds_per_epoch": round(trained.seconds / cfg.epochs, 3),
-            "history": MetadataValue.md(pd.DataFrame(trained.history).to_markdown(
-                index=False, floatfmt=".4f")),
-            "loss_curve": png_markdown(to_png(loss_curve(trained.history)), "loss curve"),
+            **_training_summary(trained),
         })
 
-    @multi_asset(
+    @multi_asset_from_source(
         name=f"{variant}_representations",
         partitions_def=dataset_partitions,
         outs={
-            "reconstructed_representation": AssetOut(
+            "reconstructed_representation": dict(
                 key=AssetKey([variant, "reconstructed_representation"]),
-                io_manager_key="parquet_io_manager", group_name=group, code_version="1",
-                kinds={"parquet"},
+                io_manager_key="parquet_io_manager", group_name=group, kinds={"parquet"},
                 description="decoder(code) for the training and noisy test images."),
-            "latent_representation": AssetOut(
+            "latent_representation": dict(
                 key=AssetKey([variant, "latent_representation"]),
-                io_manager_key="parquet_io_manager", group_name=group, code_version="1",
-                kinds={"parquet"},
+                io_manager_key="parquet_io_manager", group_name=group, kinds={"parquet"},
                 description="The latent code of the training and noisy test images."),
         },
         ins={"trained_vae": AssetIn(AssetKey([variant, "trained_vae"])),
              "raw_dataset": AssetIn(AssetKey("raw_dataset")),
              "noisy_test_set": AssetIn(AssetKey("noisy_test_set"))},
     )
-    def representations(context: AssetExecutionContext, trained_vae: TrainedVAE,
-                        raw_dataset: Splits, noisy_test_set: Splits, asset_storage: AssetStorage):
+    def representations(context: AssetExecutionContext, trained_vae, raw_dataset, noisy_test_set,
+                        asset_storage: AssetStorage):
         cfg = trained_vae.config
         inputs = [trained_vae, raw_dataset, noisy_test_set]
         keys = {out: fingerprint(context, inputs=inputs, output=out)
@@ -142,8 +143,12 @@ def build_vae_assets(variant: str) -> list:
                   for out, key in keys.items()}
         if all(v is not None for v in stored.values()):
             for out, value in stored.items():
-                yield Output(with_key(value, keys[out]), out, metadata={"reused": True})
+                yield keyed_output(with_key(value, keys[out]), True, out)
             return
+        import numpy as np
+
+        from clustering_dag.core.vae import represent
+
         train_in = noisy_test_set.train_x if cfg.train_on_noisy else raw_dataset.train_x
         z_train, r_train = represent(trained_vae, train_in, seed=cfg.seed)
         z_test, r_test = represent(trained_vae, noisy_test_set.test_x, seed=cfg.seed + 1)
@@ -153,12 +158,11 @@ def build_vae_assets(variant: str) -> list:
         latent = noisy_test_set.with_x(z_train, z_test, representation="latent", variant=variant)
         recon = noisy_test_set.with_x(r_train, r_test, representation="reconstructed",
                                       variant=variant)
-        yield Output(with_key(recon, keys["reconstructed_representation"]), "reconstructed_representation",
-                     metadata={"reused": False, "code": cfg.code, "test_mean_abs_error": float(
-                         np.abs(r_test - raw_dataset.test_x).mean())})
-        yield Output(with_key(latent, keys["latent_representation"]), "latent_representation",
-                     metadata={"reused": False, "code": cfg.code, "latent_dim": cfg.latent_dim,
-                               "test_code_std": float(z_test.std())})
+        yield keyed_output(with_key(recon, keys["reconstructed_representation"]), False,
+                           "reconstructed_representation", code=cfg.code,
+                           test_mean_abs_error=float(np.abs(r_test - raw_dataset.test_x).mean()))
+        yield keyed_output(with_key(latent, keys["latent_representation"]), False, "latent_representation",
+                           code=cfg.code, latent_dim=cfg.latent_dim, test_code_std=float(z_test.std()))
 
     return [trained_vae, representations]
 

@@ -2,8 +2,6 @@
 asset checks on them. Built once per training variant; ``kmeans_original`` is shared."""
 
 
-import numpy as np
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -14,23 +12,14 @@ from dagster import (
     Config,
     MetadataValue,
     Output,
-    asset,
 )
 from pydantic import Field
 
-from clustering_dag.assets.common import compute_or_reuse
-from clustering_dag.core.arrays import Splits
-from clustering_dag.core.clustering import ClusterConfig, ClusterModel, fit_clusters
-from clustering_dag.core.metrics import INTERNAL, all_metrics, internal_metrics, markdown_table
-from clustering_dag.core.paper import (
-    REPRESENTATIONS,
-    compare_with_paper,
-    latent_beats_original,
-    ranking_summary,
-)
-from clustering_dag.core.vae import VARIANTS
-from clustering_dag.partitions import dataset_partitions
-from clustering_dag.storage import AssetStorage
+from clustering_dag.core.variants import REPRESENTATIONS, VARIANTS
+from clustering_dag.defs.assets.common import compute_or_reuse, keyed_output
+from clustering_dag.defs.partitions import dataset_partitions
+from clustering_dag.defs.storage import AssetStorage
+from clustering_dag.defs.versioning import asset_from_source, unversioned
 
 
 class ClusteringConfig(Config):
@@ -66,24 +55,25 @@ def kmeans_key(variant: str, rep: str) -> AssetKey:
 
 
 def build_kmeans_asset(key: AssetKey, rep_key: AssetKey, group: str):
-    @asset(
+    @asset_from_source(
         key=key,
         partitions_def=dataset_partitions,
         ins={"representation": AssetIn(rep_key)},
         io_manager_key="parquet_io_manager",
         group_name=group,
-        code_version="1",
         kinds={"scikit-learn", "parquet"},
         description=f"Clusters fitted on the training split of {rep_key.to_user_string()}; "
                     "stored as centroids (no pickle).",
     )
-    def kmeans(context: AssetExecutionContext, config: ClusteringConfig, representation: Splits,
-               asset_storage: AssetStorage) -> Output[pd.DataFrame]:
+    def kmeans(context: AssetExecutionContext, config: ClusteringConfig, representation,
+               asset_storage: AssetStorage) -> Output:
+        from clustering_dag.core.clustering import ClusterConfig, ClusterModel, fit_clusters
+
         # Resolved before hashing: an explicit 10 and the default 10 are the same fit.
         config = config.model_copy(update={"n_clusters": config.n_clusters or representation.n_clusters})
         cfg = ClusterConfig(**config.model_dump())
 
-        def fit() -> pd.DataFrame:
+        def fit():
             fitted = fit_clusters(representation.train_x, cfg)
             context.log.info(f"{cfg.method} on {representation.train_x.shape}: "
                              f"inertia {fitted.inertia:.4g} after {fitted.n_iter} iterations")
@@ -92,16 +82,20 @@ def build_kmeans_asset(key: AssetKey, rep_key: AssetKey, group: str):
         frame, reused = compute_or_reuse(context, asset_storage, fit, config=config,
                                          inputs=[representation])
         model = ClusterModel.from_frame(frame)
-        return Output(frame, metadata={
-            "reused": reused,
+        return keyed_output(frame, reused, **{
             "method": cfg.method, "n_clusters": cfg.n_clusters, "inertia": model.inertia,
             "n_iter": model.n_iter, "fit_rows": len(representation.train_x)})
 
     return kmeans
 
 
-def metric_checks(frame: pd.DataFrame):
+@unversioned
+def metric_checks(frame):
     """The asset checks of a metrics table: finite values, no empty cluster, the paper's claim."""
+    import numpy as np
+
+    from clustering_dag.core.paper import latent_beats_original
+
     numeric = frame.select_dtypes("number")
     bad = [f"{rep}.{col}" for col in numeric for rep, v in zip(frame["representation"], numeric[col])
            if not np.isfinite(v)]
@@ -116,25 +110,45 @@ def metric_checks(frame: pd.DataFrame):
                            metadata={m: MetadataValue.bool(v) for m, v in wins.items()})
 
 
+@unversioned
+def _markdown(frame) -> MetadataValue:
+    from clustering_dag.core.metrics import markdown_table
+
+    return MetadataValue.md(markdown_table(frame))
+
+
+@unversioned
+def _metrics_summary(frame) -> dict:
+    from clustering_dag.core.metrics import INTERNAL
+
+    return {"table": _markdown(frame),
+            **{f"{r['representation']}_{m}": float(r[m]) for r in frame.to_dict("records") for m in INTERNAL}}
+
+
 def build_cluster_assets(variant: str) -> list:
     group = f"clustering_{variant}"
     rep_ins = {f"{rep}_representation": AssetIn(representation_key(variant, rep)) for rep in REPRESENTATIONS}
     km_ins = {f"kmeans_{rep}": AssetIn(kmeans_key(variant, rep)) for rep in REPRESENTATIONS}
     metrics_key = AssetKey([variant, "clustering_metrics"])
 
-    @asset(
+    @asset_from_source(
         key=AssetKey([variant, "cluster_assignments"]),
         partitions_def=dataset_partitions,
         ins={**rep_ins, **km_ins},
         io_manager_key="parquet_io_manager",
         group_name=group,
-        code_version="1",
         kinds={"parquet"},
         description="Cluster of each noisy test point in each representation (predicted from centroids).",
     )
     def cluster_assignments(context: AssetExecutionContext, asset_storage: AssetStorage,
-                            **inputs) -> Output[pd.DataFrame]:
-        def predict() -> pd.DataFrame:
+                            **inputs) -> Output:
+        import numpy as np
+
+        def predict():
+            import pandas as pd
+
+            from clustering_dag.core.clustering import ClusterModel
+
             test_y = inputs["original_representation"].test_y
             frame = pd.DataFrame({"row": np.arange(len(inputs["original_representation"].test_x))})
             if test_y is not None:
@@ -147,16 +161,15 @@ def build_cluster_assets(variant: str) -> list:
         frame, reused = compute_or_reuse(context, asset_storage, predict,
                                          inputs=[inputs[k] for k in sorted(inputs)])
         sizes = {rep: np.bincount(frame[rep]).tolist() for rep in REPRESENTATIONS}
-        return Output(frame, metadata={"reused": reused, "cluster_sizes": MetadataValue.json(sizes)})
+        return keyed_output(frame, reused, cluster_sizes=MetadataValue.json(sizes))
 
-    @asset(
+    @asset_from_source(
         key=metrics_key,
         partitions_def=dataset_partitions,
         ins={"cluster_assignments": AssetIn(AssetKey([variant, "cluster_assignments"])), **rep_ins,
              "kmeans_latent": km_ins["kmeans_latent"]},
         io_manager_key="parquet_io_manager",
         group_name=group,
-        code_version="1",
         kinds={"parquet"},
         description="DBI, Silhouette, Calinski-Harabasz on the noisy test set (the paper's table), "
                     "plus accuracy, NMI, ARI and purity against the true labels.",
@@ -171,8 +184,12 @@ def build_cluster_assets(variant: str) -> list:
         ],
     )
     def clustering_metrics(context: AssetExecutionContext, config: MetricsConfig,
-                           asset_storage: AssetStorage, cluster_assignments: pd.DataFrame, **inputs):
-        def score() -> pd.DataFrame:
+                           asset_storage: AssetStorage, cluster_assignments, **inputs):
+        def score():
+            import pandas as pd
+
+            from clustering_dag.core.metrics import all_metrics
+
             k = len(inputs["kmeans_latent"])
             labels = cluster_assignments["label"].to_numpy() if "label" in cluster_assignments else None
             rows = []
@@ -188,28 +205,28 @@ def build_cluster_assets(variant: str) -> list:
         frame, reused = compute_or_reuse(
             context, asset_storage, score, config=config,
             inputs=[cluster_assignments, *(inputs[k] for k in sorted(inputs))])
-        yield Output(frame, metadata={
-            "reused": reused,
-            "table": MetadataValue.md(markdown_table(frame)),
-            **{f"{r['representation']}_{m}": float(r[m]) for r in frame.to_dict("records") for m in INTERNAL},
-        })
+        yield keyed_output(frame, reused, **_metrics_summary(frame))
         yield from metric_checks(frame)
 
-    @asset(
+    @asset_from_source(
         key=AssetKey([variant, "paper_comparison"]),
         partitions_def=dataset_partitions,
         ins={"clustering_metrics": AssetIn(metrics_key), **rep_ins, **km_ins},
         io_manager_key="parquet_io_manager",
         group_name=group,
-        code_version="1",
         kinds={"parquet"},
         description="Our internal metrics beside the paper's, with relative differences and "
                     "whether the paper's ranking (latent best on all three) holds.",
     )
     def paper_comparison(context: AssetExecutionContext, config: ComparisonConfig,
-                         asset_storage: AssetStorage, clustering_metrics: pd.DataFrame,
-                         **inputs) -> Output[pd.DataFrame]:
-        def compare() -> pd.DataFrame:
+                         asset_storage: AssetStorage, clustering_metrics, **inputs) -> Output:
+        def compare():
+            import pandas as pd
+
+            from clustering_dag.core.clustering import ClusterConfig, ClusterModel, fit_clusters
+            from clustering_dag.core.metrics import INTERNAL, internal_metrics
+            from clustering_dag.core.paper import compare_with_paper
+
             runs = [clustering_metrics[["representation", *INTERNAL]]]
             for seed in config.extra_seeds:
                 for rep in REPRESENTATIONS:
@@ -225,13 +242,14 @@ def build_cluster_assets(variant: str) -> list:
         table, reused = compute_or_reuse(
             context, asset_storage, compare, config=config,
             inputs=[clustering_metrics, *(inputs[k] for k in sorted(inputs))])
+        from clustering_dag.core.paper import ranking_summary
+
         summary = ranking_summary(table)
         if summary.get("ranking_matches_paper") is False:
             context.log.warning(f"ranking differs from the paper: ours {summary['ours_best']}, "
                                 f"paper {summary['paper_best']}")
-        return Output(table, metadata={
-            "reused": reused,
-            "table": MetadataValue.md(markdown_table(table)),
+        return keyed_output(table, reused, **{
+            "table": _markdown(table),
             "summary": MetadataValue.json(summary),
             "latent_best_on_all": summary["latent_best_on_all"],
             "ranking_matches_paper": summary.get("ranking_matches_paper", "n/a (no paper numbers)"),

@@ -4,20 +4,15 @@ Each figure is a PNG under ``<cache>/figures/<variant>/<name>/<partition>.png`` 
 inline in the asset's metadata. A figure whose inputs did not change is not drawn again.
 """
 
-import numpy as np
-import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, MaterializeResult, Output, asset
+from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, MaterializeResult, Output
 from pydantic import Field
 
-from clustering_dag.assets.clustering import kmeans_key, representation_key
-from clustering_dag.assets.common import compute_or_reuse, figures_output
-from clustering_dag.core import figures
-from clustering_dag.core.arrays import Splits
-from clustering_dag.core.clustering import ClusterModel
-from clustering_dag.core.paper import REPRESENTATIONS
-from clustering_dag.core.vae import VARIANTS, TrainedVAE, decode, represent
-from clustering_dag.partitions import dataset_partitions
-from clustering_dag.storage import AssetStorage
+from clustering_dag.core.variants import REPRESENTATIONS, VARIANTS
+from clustering_dag.defs.assets.clustering import kmeans_key, representation_key
+from clustering_dag.defs.assets.common import compute_or_reuse, figures_output, keyed_output
+from clustering_dag.defs.partitions import dataset_partitions
+from clustering_dag.defs.storage import AssetStorage
+from clustering_dag.defs.versioning import asset_from_source
 
 
 class TsneConfig(Config):
@@ -37,9 +32,14 @@ class SweepConfig(Config):
     seed: int = 1234
 
 
-def embed_frame(spaces: dict, labels, config: TsneConfig) -> pd.DataFrame:
+def embed_frame(spaces: dict, labels, config: TsneConfig):
     """t-SNE of each space as one long table: representation, row, label (-1 when the dataset
     has none), c0, c1, c2."""
+    import numpy as np
+    import pandas as pd
+
+    from clustering_dag.core import figures
+
     n = len(next(iter(spaces.values())))
     labels = np.full(n, -1) if labels is None else labels
     emb = figures.tsne_embeddings(spaces, perplexity=min(config.perplexity, (n - 1) / 3),
@@ -54,21 +54,20 @@ def embed_frame(spaces: dict, labels, config: TsneConfig) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-@asset(
+@asset_from_source(
     partitions_def=dataset_partitions,
     io_manager_key="parquet_io_manager",
     group_name="data",
-    code_version="1",
     kinds={"scikit-learn", "parquet"},
     description="t-SNE of the clean test images' pixels; shared by the variants' t-SNE figures.",
 )
-def tsne_original(context: AssetExecutionContext, config: TsneConfig, raw_dataset: Splits,
-                  asset_storage: AssetStorage) -> Output[pd.DataFrame]:
+def tsne_original(context: AssetExecutionContext, config: TsneConfig, raw_dataset,
+                  asset_storage: AssetStorage) -> Output:
     test = raw_dataset.head(0, config.max_points)
     x, y = test.test_x, test.test_y
     frame, reused = compute_or_reuse(context, asset_storage, lambda: embed_frame({"original": x}, y, config),
                                      config=config, inputs=[raw_dataset])
-    return Output(frame, metadata={"reused": reused})
+    return keyed_output(frame, reused)
 
 
 def build_figure_assets(variant: str) -> list:
@@ -76,45 +75,47 @@ def build_figure_assets(variant: str) -> list:
     vae_key = AssetKey([variant, "trained_vae"])
 
     def figure_asset(name: str, ins: dict, description: str):
-        return asset(
+        return asset_from_source(
             key=AssetKey([variant, f"figure_{name}"]),
             partitions_def=dataset_partitions,
             ins=ins,
             group_name=group,
-            code_version="1",
             kinds={"matplotlib"},
             description=description,
         )
 
     def result(context, storage, renders: dict, inputs: list, config=None) -> MaterializeResult:
-        return MaterializeResult(metadata=figures_output(context, storage, [variant], renders,
-                                                         config=config, inputs=inputs))
+        return figures_output(context, storage, [variant], renders, config=config, inputs=inputs)
 
     @figure_asset("reconstructions",
                   {"noisy_test_set": AssetIn(AssetKey("noisy_test_set")),
                    "reconstructed": AssetIn(representation_key(variant, "reconstructed"))},
                   "Noisy test images (top) above their reconstructions (bottom), as Figures 1-2.")
     def figure_reconstructions(context: AssetExecutionContext, asset_storage: AssetStorage,
-                               noisy_test_set: Splits, reconstructed: Splits) -> MaterializeResult:
-        render = lambda: figures.image_rows(  # noqa: E731
-            [noisy_test_set.test_x[:10], reconstructed.test_x[:10]],
-            ["noisy test samples", "reconstructions"], noisy_test_set.image_shape)
+                               noisy_test_set, reconstructed) -> MaterializeResult:
+        def render():
+            from clustering_dag.core import figures
+
+            return figures.image_rows([noisy_test_set.test_x[:10], reconstructed.test_x[:10]],
+                                      ["noisy test samples", "reconstructions"], noisy_test_set.image_shape)
+
         return result(context, asset_storage, {"reconstructions": render},
                       [noisy_test_set, reconstructed])
 
-    @asset(
+    @asset_from_source(
         key=AssetKey([variant, "tsne_embeddings"]),
         partitions_def=dataset_partitions,
         ins={"raw_dataset": AssetIn(AssetKey("raw_dataset")), "trained_vae": AssetIn(vae_key)},
         io_manager_key="parquet_io_manager",
         group_name=group,
-        code_version="1",
         kinds={"scikit-learn", "parquet"},
         description="t-SNE of the clean test images' reconstructions and latent codes.",
     )
     def tsne_embeddings(context: AssetExecutionContext, config: TsneConfig, asset_storage: AssetStorage,
-                        raw_dataset: Splits, trained_vae: TrainedVAE) -> Output[pd.DataFrame]:
-        def embed() -> pd.DataFrame:
+                        raw_dataset, trained_vae) -> Output:
+        def embed():
+            from clustering_dag.core.vae import represent
+
             test = raw_dataset.head(0, config.max_points)
             x, y = test.test_x, test.test_y
             latent, recon = represent(trained_vae, x, seed=trained_vae.config.seed + 2)
@@ -122,7 +123,7 @@ def build_figure_assets(variant: str) -> list:
 
         frame, reused = compute_or_reuse(context, asset_storage, embed, config=config,
                                          inputs=[raw_dataset, trained_vae])
-        return Output(frame, metadata={"reused": reused})
+        return keyed_output(frame, reused)
 
     @figure_asset("tsne",
                   {"tsne_original": AssetIn(AssetKey("tsne_original")),
@@ -130,36 +131,47 @@ def build_figure_assets(variant: str) -> list:
                   "t-SNE (3 components, perplexity 50) of the clean test images in the original, "
                   "reconstructed and latent spaces, coloured by true label: 3-D and components 0-1.")
     def figure_tsne(context: AssetExecutionContext, asset_storage: AssetStorage,
-                    tsne_original: pd.DataFrame, tsne_embeddings: pd.DataFrame) -> MaterializeResult:
-        frame = pd.concat([tsne_original, tsne_embeddings])
-        emb = {rep: frame.loc[frame["representation"] == rep, ["c0", "c1", "c2"]].to_numpy()
-               for rep in REPRESENTATIONS}
-        labels = tsne_original["label"].to_numpy()
-        return result(context, asset_storage, {
-            "tsne": lambda: figures.tsne_figure(emb, labels, three_d=True),
-            "tsne_2d": lambda: figures.tsne_figure(emb, labels, three_d=False),
-        }, [tsne_original, tsne_embeddings])
+                    tsne_original, tsne_embeddings) -> MaterializeResult:
+        def render(three_d: bool):
+            import pandas as pd
+
+            from clustering_dag.core import figures
+
+            frame = pd.concat([tsne_original, tsne_embeddings])
+            emb = {rep: frame.loc[frame["representation"] == rep, ["c0", "c1", "c2"]].to_numpy()
+                   for rep in REPRESENTATIONS}
+            return figures.tsne_figure(emb, tsne_original["label"].to_numpy(), three_d=three_d)
+
+        return result(context, asset_storage,
+                      {"tsne": lambda: render(True), "tsne_2d": lambda: render(False)},
+                      [tsne_original, tsne_embeddings])
 
     @figure_asset("voronoi",
                   {rep: AssetIn(representation_key(variant, rep)) for rep in REPRESENTATIONS},
                   "Voronoi diagrams (Figures 5-6): PCA to 2-D, k-means on the 2-D points, decision "
                   "regions on a mesh, per representation of the noisy test set.")
-    def figure_voronoi(context: AssetExecutionContext, asset_storage: AssetStorage, original: Splits,
-                       reconstructed: Splits, latent: Splits) -> MaterializeResult:
-        spaces = {"original": original.test_x, "reconstructed": reconstructed.test_x,
-                  "latent": latent.test_x}
-        return result(context, asset_storage,
-                      {"voronoi": lambda: figures.voronoi_figure(spaces, original.n_clusters, seed=1234)},
-                      [original, reconstructed, latent])
+    def figure_voronoi(context: AssetExecutionContext, asset_storage: AssetStorage, original,
+                       reconstructed, latent) -> MaterializeResult:
+        def render():
+            from clustering_dag.core import figures
+
+            spaces = {"original": original.test_x, "reconstructed": reconstructed.test_x,
+                      "latent": latent.test_x}
+            return figures.voronoi_figure(spaces, original.n_clusters, seed=1234)
+
+        return result(context, asset_storage, {"voronoi": render}, [original, reconstructed, latent])
 
     @figure_asset("latent_centroids",
                   {"kmeans_latent": AssetIn(kmeans_key(variant, "latent")), "trained_vae": AssetIn(vae_key),
                    "raw_dataset": AssetIn(AssetKey("raw_dataset"))},
                   "The latent k-means centroids decoded back to images: what each cluster 'is'.")
     def figure_latent_centroids(context: AssetExecutionContext, asset_storage: AssetStorage,
-                                kmeans_latent: pd.DataFrame, trained_vae: TrainedVAE,
-                                raw_dataset: Splits) -> MaterializeResult:
+                                kmeans_latent, trained_vae, raw_dataset) -> MaterializeResult:
         def render():
+            from clustering_dag.core import figures
+            from clustering_dag.core.clustering import ClusterModel
+            from clustering_dag.core.vae import decode
+
             images = decode(trained_vae, ClusterModel.from_frame(kmeans_latent).centers)
             return figures.image_rows([images], ["decoded latent centroids"], raw_dataset.image_shape)
 
@@ -169,16 +181,22 @@ def build_figure_assets(variant: str) -> list:
     @figure_asset("loss_curve", {"trained_vae": AssetIn(vae_key)},
                   "Training loss, reconstruction term and KL per epoch.")
     def figure_loss_curve(context: AssetExecutionContext, asset_storage: AssetStorage,
-                          trained_vae: TrainedVAE) -> MaterializeResult:
-        return result(context, asset_storage,
-                      {"loss_curve": lambda: figures.loss_curve(trained_vae.history)}, [trained_vae])
+                          trained_vae) -> MaterializeResult:
+        def render():
+            from clustering_dag.core import figures
+
+            return figures.loss_curve(trained_vae.history)
+
+        return result(context, asset_storage, {"loss_curve": render}, [trained_vae])
 
     @figure_asset("k_sweep", {"latent": AssetIn(representation_key(variant, "latent"))},
                   "k-means inertia and silhouette for k = 2..20 on the latent test codes: is the "
                   "chosen k (10 for the paper's datasets) natural?")
     def figure_k_sweep(context: AssetExecutionContext, config: SweepConfig, asset_storage: AssetStorage,
-                       latent: Splits) -> MaterializeResult:
+                       latent) -> MaterializeResult:
         def render():
+            from clustering_dag.core import figures
+
             k_max = min(config.k_max, len(latent.test_x) - 1)  # silhouette needs k < points
             rows = figures.k_sweep(latent.test_x, range(config.k_min, k_max + 1), seed=config.seed)
             best = max(rows, key=lambda r: r["silhouette"])["k"]

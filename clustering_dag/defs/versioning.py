@@ -1,0 +1,295 @@
+"""Code versions that follow the code.
+
+An asset's code version is a hash of what it runs, read from the source (nothing is imported):
+
+- its own function (decorators and type annotations aside), the functions it closes over, and the
+  project functions, classes and constants it names, followed through the Dagster layer;
+- every ``clustering_dag.core`` module it names, whole, with the core modules those import;
+- the installed versions of the numeric libraries those core modules import (TensorFlow,
+  scikit-learn, ...), since an upgrade can change the numbers too.
+
+Helpers marked :func:`unversioned` (metadata for the UI, asset checks) are left out: they do not
+change the stored value and run on every materialization anyway. Sources are compared as syntax
+trees without docstrings, so a comment, a docstring or a reformatting changes nothing; any edit to
+the code itself changes the version of exactly the assets that run it. The cache key of every
+value includes its asset's code version, so such an edit recomputes those assets and, through
+their new data versions, what lies below them.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+from dagster import AssetOut, asset, multi_asset
+
+PACKAGE = "clustering_dag"
+CORE = f"{PACKAGE}.core"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+# Import name -> distribution, for the libraries whose upgrades can change a computed value.
+LIBRARIES = {
+    "numpy": "numpy", "scipy": "scipy", "pandas": "pandas", "pyarrow": "pyarrow", "h5py": "h5py",
+    "sklearn": "scikit-learn", "matplotlib": "matplotlib", "tensorflow": "tensorflow",
+    "tensorflow_probability": "tensorflow-probability", "tf_keras": "tf-keras",
+}
+
+
+def unversioned(fn: Callable) -> Callable:
+    """Marks a helper that only describes a value (metadata for the UI, asset checks), which every
+    run recomputes anyway: its code does not change the stored value, so it is left out of code
+    versions."""
+    fn.__unversioned__ = True
+    return fn
+
+
+def _is_unversioned(node: ast.AST) -> bool:
+    return any(isinstance(d, ast.Name) and d.id == unversioned.__name__
+               for d in getattr(node, "decorator_list", ()))
+
+
+def module_file(module: str) -> Path | None:
+    """The source file of a project module (``clustering_dag.core.vae`` -> ``core/vae.py``)."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = PACKAGE_DIR.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _imports(nodes) -> dict[str, tuple[str, str | None]]:
+    """Local name -> (module, attribute) for the import statements among ``nodes``."""
+    table = {}
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                table[alias.asname or alias.name.split(".")[0]] = (alias.name, None) if alias.asname \
+                    else (alias.name.split(".")[0], None)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                table[alias.asname or alias.name] = (node.module, alias.name)
+    return table
+
+
+@dataclass
+class _Module:
+    """One project module, parsed: its top-level definitions and its import table."""
+
+    name: str
+    tree: ast.Module
+    definitions: dict[str, ast.AST] = field(default_factory=dict)
+    imports: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, name: str, source: str) -> _Module:
+        tree = ast.parse(source)
+        module = cls(name, tree, imports=_imports(tree.body))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                module.definitions[node.name] = node
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        module.definitions[target.id] = node
+        return module
+
+
+class _Names(ast.NodeVisitor):
+    """The names a piece of code uses, and the imports it makes inside itself. Decorators, type
+    annotations and return annotations are not code that runs to make the value: skipped."""
+
+    def __init__(self):
+        self.names: set[str] = set()
+        self.imports: list[ast.AST] = []
+
+    def visit_Name(self, node):
+        self.names.add(node.id)
+
+    def visit_Import(self, node):
+        self.imports.append(node)
+
+    visit_ImportFrom = visit_Import
+
+    def visit_arg(self, node):
+        pass  # the annotation only
+
+    def visit_FunctionDef(self, node):
+        for child in (node.args, *node.body):
+            self.visit(child)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_AnnAssign(self, node):
+        for child in (node.target, node.value):
+            if child is not None:
+                self.visit(child)
+
+
+class SourceVersions:
+    """Derives code versions. ``sources`` maps a file to replacement text (for tests and for
+    asking "what would this edit recompute?"); other files are read from disk. A replacement
+    applies to what is read by module (core modules, top-level definitions); the functions
+    handed in are read as they are loaded."""
+
+    def __init__(self, sources: Mapping[Path, str] | None = None):
+        self._sources = {Path(k).resolve(): v for k, v in (sources or {}).items()}
+        self._modules: dict[str, _Module | None] = {}
+        self._closures: dict[str, dict[str, str]] = {}  # what a definition or core module runs
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _text(self, path: Path) -> str:
+        return self._sources.get(path.resolve()) or path.read_text()
+
+    def _module(self, name: str) -> _Module | None:
+        if name not in self._modules:
+            path = module_file(name)
+            self._modules[name] = _Module.parse(name, self._text(path)) if path else None
+        return self._modules[name]
+
+    # --- what a function runs -----------------------------------------------------------------
+
+    def components(self, fn: Callable) -> dict[str, str]:
+        """What ``fn`` runs, as ``{component: hash}``: ``fn:<module>:<name>``, ``core:<module>``
+        and ``lib:<distribution>`` entries."""
+        found: dict[str, str] = {}
+        self._function(fn, found)
+        return dict(sorted(found.items()))
+
+    def version(self, fn: Callable) -> str:
+        return _digest(repr(sorted(self.components(fn).items())))[:12]
+
+    def _function(self, fn: Callable, found: dict) -> None:
+        ident = f"fn:{fn.__module__}:{fn.__qualname__}"
+        if ident in found:
+            return
+        module = self._module(fn.__module__)
+        try:
+            node = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
+        except (SyntaxError, IndexError, OSError, TypeError):  # a lambda inside an expression
+            found[ident] = _digest(inspect.getsource(fn))
+            return
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            node.decorator_list = []
+        found[ident] = _digest(ast.dump(_strip_docstrings(node)))
+        closure = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
+        self._names(node, module, found, closure)
+
+    def _names(self, node: ast.AST, module: _Module | None, found: dict, closure: Mapping = {}) -> None:
+        visitor = _Names()
+        visitor.visit(node)
+        local_imports = _imports(visitor.imports)
+        for name in sorted(visitor.names | set(local_imports)):
+            if name in closure:
+                value = closure[name]
+                if (inspect.isfunction(value) and value.__module__.startswith(PACKAGE)
+                        and not getattr(value, "__unversioned__", False)):
+                    self._function(value, found)
+            elif name in local_imports:
+                self._imported(*local_imports[name], found)
+            elif module is not None and name in module.imports:
+                self._imported(*module.imports[name], found)
+            elif module is not None and name in module.definitions:
+                self._definition(module, name, found)
+
+    def _imported(self, source: str, attribute: str | None, found: dict) -> None:
+        if attribute and module_file(f"{source}.{attribute}"):
+            source, attribute = f"{source}.{attribute}", None  # `from package import module`
+        if source.startswith(CORE):
+            found.update(self._core(source))
+        elif source.startswith(PACKAGE) and module_file(source):
+            module = self._module(source)
+            if attribute is None:
+                self._names(module.tree, module, found)
+            elif attribute in module.definitions:
+                self._definition(module, attribute, found)
+
+    def _definition(self, module: _Module, name: str, found: dict) -> None:
+        ident = f"fn:{module.name}:{name}"
+        if ident in found:
+            return
+        if ident not in self._closures:
+            node = module.definitions[name]
+            if _is_unversioned(node):
+                self._closures[ident] = {}
+            else:
+                closure = self._closures[ident] = {ident: _digest(ast.dump(_strip_docstrings(node)))}
+                self._names(node, module, closure)
+        found.update(self._closures[ident])
+
+    def _core(self, name: str) -> dict[str, str]:
+        """A core module, whole, with the core modules and libraries it imports (memoized)."""
+        ident = f"core:{name}"
+        if ident not in self._closures:
+            module = self._module(name)
+            closure = self._closures[ident] = {ident: _digest(ast.dump(_strip_docstrings(module.tree)))}
+            for node in ast.walk(module.tree):
+                for source, attribute in _imports([node]).values():
+                    if attribute and module_file(f"{source}.{attribute}"):
+                        source = f"{source}.{attribute}"
+                    top = source.split(".")[0]
+                    if source.startswith(CORE) and f"core:{source}" not in closure:
+                        closure.update(self._core(source))
+                    elif top in LIBRARIES:
+                        closure[f"lib:{LIBRARIES[top]}"] = _library_version(top)
+        return self._closures[ident]
+
+
+@cache
+def _library_version(import_name: str) -> str:
+    try:
+        return metadata.version(LIBRARIES[import_name])
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+_on_disk = SourceVersions()
+
+
+def source_version(fn: Callable) -> str:
+    """The code version of an asset whose computation is ``fn`` (see the module docstring)."""
+    return _on_disk.version(fn)
+
+
+def asset_from_source(**kwargs):
+    """``@dagster.asset`` with the code version derived from the decorated function's source."""
+    def wrap(fn):
+        return asset(code_version=source_version(fn), **kwargs)(fn)
+
+    return wrap
+
+
+def multi_asset_from_source(*, outs: Mapping[str, Mapping], **kwargs):
+    """``@dagster.multi_asset``; ``outs`` maps each output to its ``AssetOut`` arguments, and every
+    output gets the code version derived from the decorated function's source."""
+    def wrap(fn):
+        version = source_version(fn)
+        return multi_asset(outs={name: AssetOut(**out, code_version=version) for name, out in outs.items()},
+                           **kwargs)(fn)
+
+    return wrap
