@@ -21,7 +21,8 @@ from clustering_dag.core.arrays import table_to_splits
 from clustering_dag.core.clustering import ClusterConfig, fit_clusters
 from clustering_dag.core.metrics import all_metrics
 from clustering_dag.core.paper import REPRESENTATIONS
-from clustering_dag.core.vae import decode, load_trained, represent
+from clustering_dag.core.trained import load_trained
+from clustering_dag.core.vae import decode, represent
 from clustering_dag.settings import cache_root
 
 timings: dict[str, float] = {}

@@ -1,6 +1,10 @@
 """Shared fixtures: the real datasets, an isolated cache and small generated IDX files."""
 
+from __future__ import annotations
+
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +65,55 @@ def initialized_dagster_home(folder: Path) -> Path:
     from dagster import DagsterInstance
 
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dagster.yaml").touch()  # the default SQLite storage, stated
     with DagsterInstance.from_config(str(folder)) as instance:
         instance.get_runs(limit=1)
     return folder
+
+
+# --- one cold run of the whole graph, shared -------------------------------------------------------
+
+
+@dataclass
+class GraphRun:
+    """The quick profile's whole graph materialized once for ``mnist``: the run's result, the asset
+    cache and a Dagster home whose instance recorded the run."""
+
+    result: object
+    cache: Path
+    home: Path
+
+    def copy_to(self, folder: Path, monkeypatch) -> GraphRun:
+        """A private copy (cache and instance) for a test that changes things; the environment
+        points at it for the rest of the test."""
+        shutil.copytree(self.cache, folder / "cache")
+        shutil.copytree(self.home, folder / "home")
+        monkeypatch.setenv("CLUSTERING_DAG_CACHE_DIR", str(folder / "cache"))
+        monkeypatch.setenv("DAGSTER_HOME", str(folder / "home"))
+        return GraphRun(self.result, folder / "cache", folder / "home")
+
+
+@pytest.fixture(scope="session")
+def quick_graph(data_dir, tmp_path_factory) -> GraphRun:
+    """The cold run that the pipeline, incremental, staleness, executor and UI tests share."""
+    from dagster import DagsterInstance, materialize
+
+    from clustering_dag.definitions import all_assets, resources
+    from clustering_dag.profiles import quick
+
+    root = tmp_path_factory.mktemp("quick_graph")
+    home = initialized_dagster_home(root / "home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))
+        mp.setenv("CLUSTERING_DAG_CACHE_DIR", str(root / "cache"))
+        with DagsterInstance.from_config(str(home)) as instance:
+            result = materialize(all_assets, partition_key="mnist", run_config=quick(), resources=resources,
+                                 instance=instance)
+    assert result.success
+    return GraphRun(result, root / "cache", home)
+
+
+@pytest.fixture
+def graph_copy(quick_graph, data_dir, tmp_path, monkeypatch) -> GraphRun:
+    monkeypatch.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))
+    return quick_graph.copy_to(tmp_path, monkeypatch)

@@ -1,19 +1,32 @@
-"""Incremental re-runs: nothing changed -> nothing recomputed; a config change -> exactly the
-assets below it are recomputed. Asserts on what ran (each materialization's ``reused`` flag)."""
+"""Incremental re-runs, as the cache sees them and as Dagster sees them.
+
+- The cache: nothing changed -> nothing recomputed; a config change -> exactly the assets below it
+  are recomputed (each materialization's ``reused`` flag says what ran).
+- Dagster: every materialization reports its cache key as its data version, so Dagster's own
+  stale-status API and declarative automation follow the cache: a real change leaves exactly the
+  assets below it unsynced and requested; a re-run that only reused caches leaves nothing.
+"""
 
 import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, AssetSelection, materialize
+from dagster import AssetKey, AssetSelection, DagsterInstance, evaluate_automation_conditions, materialize
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
 
 from clustering_dag.definitions import all_assets, defs, resources
 from clustering_dag.profiles import quick
 
+pytestmark = pytest.mark.slow
 
-def run(config: dict) -> dict[str, bool]:
-    result = materialize(all_assets, partition_key="mnist", run_config=config, resources=resources)
+KMEANS_LATENT = AssetKey(["paper", "kmeans_latent"])
+
+
+def run(config: dict, selection=None, instance=None) -> dict[str, bool]:
+    result = materialize(all_assets, selection=selection, partition_key="mnist", run_config=config,
+                         resources=resources, instance=instance)
     assert result.success
     return {e.asset_key.to_user_string(): e.materialization.metadata["reused"].value
             for e in result.get_asset_materialization_events()}
@@ -32,26 +45,29 @@ def downstream_of(key: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def first_run(data_dir, tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))
-    mp.setenv("CLUSTERING_DAG_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    reused = run(quick())
-    yield reused
-    mp.undo()
+def cache_copy(quick_graph, data_dir, tmp_path_factory):
+    """One private copy of the shared cold run for this module's runs, which build on each other."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))
+        yield quick_graph.copy_to(tmp_path_factory.mktemp("incremental"), mp)
 
 
-def test_cold_run_computes_everything(first_run):
-    assert set(first_run) == {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert not any(first_run.values())
+# --- the cache -----------------------------------------------------------------------------------
 
 
-def test_warm_run_recomputes_nothing(first_run):
+def test_cold_run_computes_everything(quick_graph):
+    reused = {e.asset_key.to_user_string(): e.materialization.metadata["reused"].value
+              for e in quick_graph.result.get_asset_materialization_events()}
+    assert set(reused) == {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert not any(reused.values())
+
+
+def test_warm_run_recomputes_nothing(cache_copy):
     reused = run(quick())
     assert all(reused.values()), [k for k, v in reused.items() if not v]
 
 
-def test_kmeans_change_recomputes_only_clustering_and_below(first_run):
+def test_kmeans_change_recomputes_only_clustering_and_below(cache_copy):
     config = with_op_config(quick(), "paper__kmeans_latent", seed=7)
     reused = run(config)
     recomputed = {k for k, v in reused.items() if not v}
@@ -61,7 +77,7 @@ def test_kmeans_change_recomputes_only_clustering_and_below(first_run):
     assert reused["paper/trained_vae"] and reused["paper/latent_representation"]
 
 
-def test_noise_change_recomputes_the_noisy_set_and_below(first_run):
+def test_noise_change_recomputes_the_noisy_set_and_below(cache_copy):
     reused = run(with_op_config(quick(), "noisy_test_set", sigma=0.1))
     recomputed = {k for k, v in reused.items() if not v}
     # elbo/trained_vae is downstream in the graph but trains on the clean images: its inputs did
@@ -73,7 +89,7 @@ def test_noise_change_recomputes_the_noisy_set_and_below(first_run):
     assert "paper/trained_vae" in recomputed
 
 
-def test_damaged_cache_file_is_recomputed_not_trusted(first_run):
+def test_damaged_cache_file_is_recomputed_not_trusted(cache_copy):
     config = with_op_config(quick(), "noisy_test_set", sigma=0.1)
     run(config)  # settle the cache on this config (warm when the test above ran)
     path = Path(os.environ["CLUSTERING_DAG_CACHE_DIR"]) / "tsne_original" / "mnist.parquet"
@@ -82,3 +98,53 @@ def test_damaged_cache_file_is_recomputed_not_trusted(first_run):
     reused = run(config)
     assert {k for k, v in reused.items() if not v} == {"tsne_original"}
     assert pq.read_table(path).num_rows == 1000  # rewritten whole
+
+
+# --- Dagster's view ------------------------------------------------------------------------------
+
+
+def unsynced(instance) -> set[str]:
+    """Assets whose mnist partition Dagster's stale-status API reports as not fresh."""
+    graph = defs.resolve_asset_graph()
+    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+    return {k.to_user_string() for k in graph.materializable_asset_keys
+            if resolver.get_status(k, "mnist") != StaleStatus.FRESH}
+
+
+def requested(evaluation) -> set[str]:
+    return {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys
+            if evaluation.get_num_requested(k)}
+
+
+def test_every_materialization_reports_its_cache_key_as_data_version(quick_graph):
+    with DagsterInstance.from_config(str(quick_graph.home)) as instance:
+        for key in defs.resolve_all_asset_keys():
+            event = instance.get_latest_materialization_event(key)
+            tags = event.asset_materialization.tags
+            assert tags["dagster/data_version_is_user_provided"] == "true", key
+            if key.path[-1].startswith("figure_"):  # PNGs carry the key in a text chunk
+                continue
+            cache_key = event.asset_materialization.metadata["cache_key"].value
+            assert tags["dagster/data_version"] == cache_key, key
+
+
+def test_unsynced_status_and_automation_follow_the_cache(graph_copy):
+    km_config = {"ops": {"paper__kmeans_latent": quick()["ops"]["paper__kmeans_latent"]}}
+    with DagsterInstance.from_config(str(graph_copy.home)) as instance:
+        assert unsynced(instance) == set()
+        tick = evaluate_automation_conditions(defs=defs, instance=instance)
+
+        # Re-materialized with nothing changed: the cache is reused, the data version is the same.
+        assert run(km_config, [KMEANS_LATENT], instance) == {"paper/kmeans_latent": True}
+        assert unsynced(instance) == set()
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert tick.total_requested == 0
+
+        # A new seed: a new value and data version; exactly what lies below is unsynced and requested.
+        changed = {"ops": {"paper__kmeans_latent": {"config": {
+            **km_config["ops"]["paper__kmeans_latent"]["config"], "seed": 7}}}}
+        assert run(changed, [KMEANS_LATENT], instance) == {"paper/kmeans_latent": False}
+        below = downstream_of("paper/kmeans_latent") - {"paper/kmeans_latent"}
+        assert unsynced(instance) == below
+        tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+        assert requested(tick) == below

@@ -1,22 +1,18 @@
-"""The whole graph, from raw data to comparison and figures, on the quick profile."""
+"""The whole graph, from raw data to comparison and figures, on the quick profile (the shared
+cold run of ``conftest.quick_graph``)."""
 
 import pytest
-from dagster import AssetKey, materialize
+from dagster import AssetKey
 
 from clustering_dag.core.arrays import Splits
-from clustering_dag.definitions import all_assets, defs, resources
-from clustering_dag.profiles import quick
+from clustering_dag.definitions import defs
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def quick_run(data_dir, tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    cache = tmp_path_factory.mktemp("cache")
-    mp.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))
-    mp.setenv("CLUSTERING_DAG_CACHE_DIR", str(cache))
-    result = materialize(all_assets, partition_key="mnist", run_config=quick(), resources=resources)
-    yield result, cache
-    mp.undo()
+def quick_run(quick_graph):
+    return quick_graph.result, quick_graph.cache
 
 
 def test_every_asset_materializes(quick_run):

@@ -11,14 +11,14 @@ with the KL from TFP. The two training variants, ``paper`` and ``elbo``, and the
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 from clustering_dag.core.tf_env import keras, tf, tfd
-from clustering_dag.core.variants import VARIANTS, TrainedVAE, VAEConfig, variant_config
+from clustering_dag.core.trained import TrainedVAE
+from clustering_dag.core.variants import VARIANTS, VAEConfig, variant_config
 
 BCE_EPSILON = 1e-7  # the clip Keras 2 applies inside binary_crossentropy
 
@@ -157,30 +157,13 @@ def decode(trained: TrainedVAE, z: np.ndarray) -> np.ndarray:
     return tf.sigmoid(trained.model.decoder(tf.constant(z, tf.float32))).numpy()
 
 
-def save_trained(trained: TrainedVAE, path: str) -> None:
-    """Keras HDF5 weights, with the config and the training history as JSON attributes."""
-    import h5py
-
-    trained.model.save_weights(path, save_format="h5")
-    with h5py.File(path, "a") as fh:
-        fh.attrs["clustering_dag_config"] = trained.config.to_json()
-        fh.attrs["clustering_dag_history"] = json.dumps(trained.history)
-        fh.attrs["clustering_dag_seconds"] = trained.seconds
-        fh.attrs["clustering_dag_cache_key"] = trained.cache_key
-
-
-def load_trained(path: str) -> TrainedVAE:
-    import h5py
-
-    with h5py.File(path, "r") as fh:
-        config = VAEConfig.from_json(fh.attrs["clustering_dag_config"])
-        history = json.loads(fh.attrs["clustering_dag_history"])
-        seconds = float(fh.attrs["clustering_dag_seconds"])
-        cache_key = str(fh.attrs.get("clustering_dag_cache_key", ""))
+def build_with_weights(config: VAEConfig, path: str) -> VAE:
+    """A model of ``config`` with the weights stored in ``path`` (see :func:`~clustering_dag.core.
+    variants.load_trained`, which reads the rest of the file without TensorFlow)."""
     model = VAE(config)
     model.load_weights(path)
-    return TrainedVAE(model, config, history, seconds, cache_key)
+    return model
 
 
 __all__ = ["VAEConfig", "VARIANTS", "variant_config", "VAE", "TrainedVAE", "train_vae",
-           "represent", "decode", "save_trained", "load_trained", "loss_terms"]
+           "represent", "decode", "build_with_weights", "loss_terms"]

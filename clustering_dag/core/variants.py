@@ -1,6 +1,6 @@
-"""What a VAE is asked to be, without TensorFlow: its config, the two training variants and the
-record of a trained model. Importing this costs nothing, so the Dagster layer can name variants
-and configs without loading TensorFlow (that happens in :mod:`clustering_dag.core.vae`).
+"""What a VAE is asked to be, without TensorFlow: its config and the two training variants.
+Importing this costs nothing, so the Dagster layer can name variants and configs without loading
+TensorFlow (that happens in :mod:`clustering_dag.core.vae`).
 
 - ``paper`` reproduces what the authors' code trained: beta = 0 (their KL never reached the loss),
   binary cross-entropy averaged over pixels with the probabilities clipped to [1e-7, 1 - 1e-7]
@@ -13,8 +13,7 @@ and configs without loading TensorFlow (that happens in :mod:`clustering_dag.cor
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -64,16 +63,3 @@ def variant_config(variant: str, **overrides) -> VAEConfig:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
     return VAEConfig(**{**VARIANTS[variant], **overrides})
-
-
-@dataclass
-class TrainedVAE:
-    model: Any  # a clustering_dag.core.vae.VAE (a Keras model)
-    config: VAEConfig
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    cache_key: str = ""  # set by the pipeline: what inputs and config produced this model
-
-    @property
-    def final(self) -> dict:
-        return self.history[-1] if self.history else {}

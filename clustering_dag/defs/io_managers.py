@@ -116,7 +116,7 @@ class KerasWeightsIOManager(_KeyedIOManager):
     kind = "model"
 
     def _write(self, obj, path: UPath) -> None:
-        from clustering_dag.core.vae import save_trained
+        from clustering_dag.core.trained import save_trained
 
         atomic_write(path, lambda tmp: save_trained(obj, tmp))
 

@@ -238,13 +238,19 @@ class AssetStorage(ConfigurableResource):
         if kind == "parquet":
             return read_parquet(path)
         if kind == "model":
-            from clustering_dag.core.vae import load_trained
-
+            if is_local(path):  # the weights (and TensorFlow) load when the model is first used
+                return self._load_model(path.path, lazy=True)
             with tempfile.TemporaryDirectory() as folder:
-                try:
-                    return load_trained(local_copy(path, folder))
-                except (OSError, KeyError, ValueError) as exc:
-                    raise DataError(f"trained model {path} is unreadable ({exc}); "
-                                    "re-materialize trained_vae.") from None
+                return self._load_model(local_copy(path, folder), lazy=False)
         with path.open("rb") as fh:
             return fh.read()
+
+    @staticmethod
+    def _load_model(local: str, lazy: bool):
+        from clustering_dag.core.trained import load_trained
+
+        try:
+            return load_trained(local, lazy=lazy)
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"trained model {local} is unreadable ({exc}); "
+                            "re-materialize trained_vae.") from None

@@ -120,15 +120,21 @@ class _Module:
 
 
 class _Names(ast.NodeVisitor):
-    """The names a piece of code uses, and the imports it makes inside itself. Decorators, type
-    annotations and return annotations are not code that runs to make the value: skipped."""
+    """The free names a piece of code uses (read, and not bound inside it as a parameter, a local
+    or a nested definition), and the imports it makes inside itself. Decorators and type
+    annotations are not code that runs to make the value: skipped."""
 
     def __init__(self):
-        self.names: set[str] = set()
+        self.loaded: set[str] = set()
+        self.bound: set[str] = set()
         self.imports: list[ast.AST] = []
 
+    @property
+    def names(self) -> set[str]:
+        return self.loaded - self.bound
+
     def visit_Name(self, node):
-        self.names.add(node.id)
+        (self.loaded if isinstance(node.ctx, ast.Load) else self.bound).add(node.id)
 
     def visit_Import(self, node):
         self.imports.append(node)
@@ -136,9 +142,10 @@ class _Names(ast.NodeVisitor):
     visit_ImportFrom = visit_Import
 
     def visit_arg(self, node):
-        pass  # the annotation only
+        self.bound.add(node.arg)  # its annotation is skipped
 
     def visit_FunctionDef(self, node):
+        self.bound.add(node.name)
         for child in (node.args, *node.body):
             self.visit(child)
 
@@ -181,8 +188,11 @@ class SourceVersions:
         self._function(fn, found)
         return dict(sorted(found.items()))
 
-    def version(self, fn: Callable) -> str:
-        return _digest(repr(sorted(self.components(fn).items())))[:12]
+    def version(self, fn: Callable, runs: tuple[Callable, ...] = ()) -> str:
+        found = {}
+        for f in (fn, *runs):
+            found.update(self.components(f))
+        return _digest(repr(sorted(found.items())))[:12]
 
     def _function(self, fn: Callable, found: dict) -> None:
         ident = f"fn:{fn.__module__}:{fn.__qualname__}"
@@ -271,24 +281,27 @@ def _library_version(import_name: str) -> str:
 _on_disk = SourceVersions()
 
 
-def source_version(fn: Callable) -> str:
-    """The code version of an asset whose computation is ``fn`` (see the module docstring)."""
-    return _on_disk.version(fn)
+def source_version(fn: Callable, runs: tuple[Callable, ...] = ()) -> str:
+    """The code version of an asset whose computation is ``fn`` (see the module docstring).
+    ``runs``: resource methods the asset calls to make its value (a method called on a resource
+    parameter cannot be told from its name alone)."""
+    return _on_disk.version(fn, tuple(runs))
 
 
-def asset_from_source(**kwargs):
-    """``@dagster.asset`` with the code version derived from the decorated function's source."""
+def asset_from_source(*, runs: tuple[Callable, ...] = (), **kwargs):
+    """``@dagster.asset`` with the code version derived from the decorated function's source
+    (and from ``runs``, see :func:`source_version`)."""
     def wrap(fn):
-        return asset(code_version=source_version(fn), **kwargs)(fn)
+        return asset(code_version=source_version(fn, runs), **kwargs)(fn)
 
     return wrap
 
 
-def multi_asset_from_source(*, outs: Mapping[str, Mapping], **kwargs):
+def multi_asset_from_source(*, outs: Mapping[str, Mapping], runs: tuple[Callable, ...] = (), **kwargs):
     """``@dagster.multi_asset``; ``outs`` maps each output to its ``AssetOut`` arguments, and every
     output gets the code version derived from the decorated function's source."""
     def wrap(fn):
-        version = source_version(fn)
+        version = source_version(fn, runs)
         return multi_asset(outs={name: AssetOut(**out, code_version=version) for name, out in outs.items()},
                            **kwargs)(fn)
 

@@ -41,7 +41,7 @@ def _samples(rows: list, titles: list[str], image_shape) -> MetadataValue:
     return png_markdown(to_png(image_rows(rows, titles, image_shape)))
 
 
-@parquet_asset(group_name="data")
+@parquet_asset(group_name="data", runs=(DatasetSource.load, DatasetSource.fingerprint))
 def raw_dataset(context: AssetExecutionContext, config: RawDataConfig,
                 dataset_source: DatasetSource, asset_storage: AssetStorage) -> Output:
     """Train and test features with labels (where the dataset has them), float32 in [0, 1]: the

@@ -71,6 +71,7 @@ def build_vae_assets(variant: str) -> list:
         io_manager_key="model_io_manager",
         group_name=group,
         kinds={"tensorflow"},
+        runs=(Accelerator.select,),
         # One training at a time per pool slot: `dagster instance concurrency set vae_training 1`
         # keeps a single GPU from being shared by two runs.
         pool="vae_training",

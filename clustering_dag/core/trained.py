@@ -1,0 +1,73 @@
+"""A trained VAE and its file: Keras HDF5 weights with the config, the training history and the
+cache key as attributes (no pickle). Opening a file reads those attributes with h5py only; the
+Keras model, and so TensorFlow, loads when it is first used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from clustering_dag.core.errors import DataError
+from clustering_dag.core.variants import VAEConfig
+
+
+class TrainedVAE:
+    """A trained model (a :class:`clustering_dag.core.vae.VAE`) with its config and training
+    history. The model may be given, or built on first use by ``load_model``: reading a stored
+    model's config, history or cache key needs no TensorFlow."""
+
+    def __init__(self, model, config: VAEConfig, history: list[dict] | None = None, seconds: float = 0.0,
+                 cache_key: str = "", load_model: Callable[[], Any] | None = None):
+        self._model, self._load_model = model, load_model
+        self.config, self.history, self.seconds = config, history or [], seconds
+        self.cache_key = cache_key  # set by the pipeline: what inputs and config produced this model
+
+    @property
+    def model(self):
+        if self._model is None and self._load_model is not None:
+            self._model = self._load_model()
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def save_trained(trained: TrainedVAE, path: str) -> None:
+    """Keras HDF5 weights, with the config and the training history as JSON attributes."""
+    import h5py
+
+    trained.model.save_weights(path, save_format="h5")
+    with h5py.File(path, "a") as fh:
+        fh.attrs["clustering_dag_config"] = trained.config.to_json()
+        fh.attrs["clustering_dag_history"] = json.dumps(trained.history)
+        fh.attrs["clustering_dag_seconds"] = trained.seconds
+        fh.attrs["clustering_dag_cache_key"] = trained.cache_key
+
+
+def load_trained(path: str, lazy: bool = True) -> TrainedVAE:
+    """A stored model: config, history and key now (h5py only); the Keras model, and so
+    TensorFlow, on first use of ``.model`` (at once when not ``lazy``, e.g. for a temporary file)."""
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        config = VAEConfig.from_json(fh.attrs["clustering_dag_config"])
+        history = json.loads(fh.attrs["clustering_dag_history"])
+        seconds = float(fh.attrs["clustering_dag_seconds"])
+        cache_key = str(fh.attrs.get("clustering_dag_cache_key", ""))
+
+    def build():
+        from clustering_dag.core.vae import build_with_weights
+
+        with h5py.File(path, "r") as fh:  # the weights must still be the ones described above
+            if str(fh.attrs.get("clustering_dag_cache_key", "")) != cache_key:
+                raise DataError(f"trained model {path} was replaced since it was opened; run again.")
+        return build_with_weights(config, path)
+
+    return TrainedVAE(None if lazy else build(), config, history, seconds, cache_key, load_model=build)

@@ -1,0 +1,89 @@
+"""The command lines users run: `dg` beside `dagster`, and what each process has to import.
+
+Every CLI call, UI reload and multiprocess-executor step imports the code location, so the import
+stays light, and steps that need no TensorFlow never load it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clustering_dag.definitions import defs
+from clustering_dag.settings import PROJECT_ROOT
+from clustering_dag_tests.conftest import initialized_dagster_home
+
+BIN = Path(sys.executable).parent
+HEAVY = ("tensorflow", "sklearn", "matplotlib", "pandas", "pyarrow", "numpy", "scipy", "h5py")
+
+
+def python(code: str, env: dict | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().rpartition("\n")[2]
+
+
+def dg(*args: str, env: dict) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "dg"), *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "VIRTUAL_ENV": str(BIN.parent), **env})
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return proc
+
+
+def test_importing_the_code_location_loads_no_numeric_library():
+    loaded = python("import sys, clustering_dag.definitions; "
+                    f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    assert loaded == ""
+
+
+def test_dg_checks_and_lists_the_code_location(tmp_path, data_dir):
+    env = {"DAGSTER_HOME": str(initialized_dagster_home(tmp_path / "home")),
+           "CLUSTERING_DAG_DATA_DIR": str(data_dir)}
+    assert "All definitions loaded successfully" in dg("check", "defs", env=env).stdout
+    listed = json.loads(dg("list", "defs", "--json", env=env).stdout)
+    every = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert {a["asset_key"] for a in listed["assets"]} == every
+    assert {j["name"] for j in listed["jobs"]} == {"paper_run", "quick_run", "parallel_quick_run"}
+    assert [s["name"] for s in listed["schedules"]] == ["weekly_paper_run"]
+
+
+@pytest.mark.slow
+def test_dg_launch_materializes_a_selection(tmp_path, data_dir):
+    env = {"DAGSTER_HOME": str(initialized_dagster_home(tmp_path / "home")),
+           "CLUSTERING_DAG_DATA_DIR": str(data_dir), "CLUSTERING_DAG_CACHE_DIR": str(tmp_path / "cache")}
+    config = {"ops": {"raw_dataset": {"config": {"train_rows": 600, "test_rows": 200}}}}
+    dg("launch", "--assets", "raw_dataset,noisy_test_set,original_representation,kmeans_original",
+       "--partition", "fashion_mnist", "--config-json", json.dumps(config), env=env)
+    assert (tmp_path / "cache" / "kmeans_original" / "fashion_mnist.parquet").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_steps_that_need_no_tensorflow_never_import_it(graph_copy):
+    # Everything upstream of and beside the VAE, cold: data, noise, pixels, their k-means and t-SNE.
+    cold = ("import sys, json\n"
+            "from dagster import materialize\n"
+            "from clustering_dag.definitions import all_assets, resources\n"
+            "from clustering_dag.profiles import quick\n"
+            "sel = ['raw_dataset', 'noisy_test_set', 'original_representation', 'kmeans_original']\n"
+            "cfg = {'ops': {k: v for k, v in quick()['ops'].items()\n"
+            "               if k in ('raw_dataset', 'kmeans_original')}}\n"
+            "r = materialize(all_assets, selection=sel, partition_key='fashion_mnist', run_config=cfg,\n"
+            "                resources=resources)\n"
+            "assert r.success\n"
+            "print('tensorflow' in sys.modules)\n")
+    assert python(cold) == "False"
+    # The whole graph again with nothing changed: models are reused, so none is built.
+    warm = ("import sys\n"
+            "from dagster import materialize\n"
+            "from clustering_dag.definitions import all_assets, resources\n"
+            "from clustering_dag.profiles import quick\n"
+            "r = materialize(all_assets, partition_key='mnist', run_config=quick(), resources=resources)\n"
+            "assert r.success\n"
+            "assert all(e.materialization.metadata['reused'].value\n"
+            "           for e in r.get_asset_materialization_events())\n"
+            "print('tensorflow' in sys.modules)\n")
+    assert python(warm) == "False"
