@@ -17,9 +17,9 @@ from clustering_dag.definitions import resources
 from clustering_dag.defs.assets.datasets import noisy_test_set, raw_dataset
 
 PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     PG_BIN is None or not shutil.which("runuser"),
-    reason="needs Debian's postgresql package (apt-get install postgresql)")
+    reason="needs Debian's postgresql package (apt-get install postgresql)")]
 
 
 def as_postgres(*cmd: str) -> None:

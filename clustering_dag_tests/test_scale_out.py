@@ -1,10 +1,13 @@
 """Dagster's local scale-out for real: two partitions materialized by two processes at once, and a
-run on the multiprocess executor."""
+run on the multiprocess executor (over a copy of the shared cold run: every step runs in its own
+process and reuses its cached value)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from clustering_dag.profiles import quick
@@ -14,9 +17,10 @@ from clustering_dag_tests.conftest import initialized_dagster_home
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
-def env_for(tmp_path, data_dir) -> dict:
-    import os
+pytestmark = pytest.mark.slow
 
+
+def env_for(tmp_path, data_dir) -> dict:
     home = initialized_dagster_home(tmp_path / "home")
     return {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
             "CLUSTERING_DAG_CACHE_DIR": str(tmp_path / "cache")}
@@ -37,8 +41,9 @@ def test_both_partitions_in_parallel_processes(tmp_path, data_dir):
         assert (tmp_path / "cache" / "noisy_test_set" / f"{partition}.parquet").stat().st_size > 0
 
 
-def test_multiprocess_executor_runs_the_quick_graph(tmp_path, data_dir):
-    env = env_for(tmp_path, data_dir)
+def test_multiprocess_executor_runs_the_quick_graph(graph_copy, tmp_path, data_dir):
+    env = {**os.environ, "DAGSTER_HOME": str(graph_copy.home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
+           "CLUSTERING_DAG_CACHE_DIR": str(graph_copy.cache)}
     config = tmp_path / "quick.yaml"
     config.write_text(yaml.safe_dump(quick()))
     proc = subprocess.run(
@@ -49,4 +54,5 @@ def test_multiprocess_executor_runs_the_quick_graph(tmp_path, data_dir):
     assert proc.returncode == 0, log[-3000:]
     assert "Executing steps using multiprocess executor" in log
     assert "RUN_SUCCESS" in log
-    assert (tmp_path / "cache" / "paper" / "paper_comparison" / "mnist.parquet").is_file()
+    assert log.count("STEP_WORKER_STARTING") >= 30  # a process per step
+    assert (graph_copy.cache / "paper" / "paper_comparison" / "mnist.parquet").is_file()

@@ -1,5 +1,9 @@
 """End to end in a real browser: `dagster dev` on 127.0.0.1, headless Chromium (Debian's), the
-asset graph with its lineage, a quick-profile run launched and seen to succeed, screenshots."""
+asset graph with its lineage, a quick-profile run launched and seen to succeed, the unsynced
+status after a real change, screenshots.
+
+The server starts on a copy of the shared cold run (its cache and its instance's history), so the
+quick run reuses every cached value and nothing is unsynced until a real change is made."""
 
 import json
 import os
@@ -19,9 +23,9 @@ from clustering_dag.profiles import quick
 from clustering_dag.settings import PROJECT_ROOT
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")]
 
 # Screenshots go to a temporary folder; CLUSTERING_DAG_SCREENSHOT_DIR=docs refreshes the README's.
 SHOTS = Path(os.environ.get("CLUSTERING_DAG_SCREENSHOT_DIR", "/tmp/clustering_dag_screenshots"))
@@ -34,11 +38,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(data_dir, tmp_path_factory):
-    home = tmp_path_factory.mktemp("dagster_home")
+def server(quick_graph, data_dir, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        copy = quick_graph.copy_to(tmp_path_factory.mktemp("ui"), mp)
+    home = copy.home
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
-           "CLUSTERING_DAG_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+           "CLUSTERING_DAG_CACHE_DIR": str(copy.cache)}
     log = open(home / "dagster_dev.log", "w")
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster")), "dev", "-h", "127.0.0.1", "-p", str(port)],
@@ -110,6 +116,45 @@ def dismiss_welcome(driver) -> None:
         button.click()
 
 
+def launch(driver, job: str, run_config: dict, assets: list[list[str]] | None = None) -> str:
+    """Launch a run of ``job`` (or of ``assets`` only) for mnist through the UI's GraphQL API."""
+    repos = graphql(driver, "{ repositoriesOrError { ... on RepositoryConnection {"
+                            " nodes { name location { name } } } } }")
+    repo = repos["data"]["repositoriesOrError"]["nodes"][0]
+    selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"],
+                "jobName": job}
+    if assets:
+        selector["assetSelection"] = [{"path": path} for path in assets]
+    launched = graphql(driver, """
+        mutation Launch($params: ExecutionParams!) {
+          launchPipelineExecution(executionParams: $params) {
+            __typename
+            ... on LaunchRunSuccess { run { runId } }
+            ... on PythonError { message }
+            ... on RunConfigValidationInvalid { errors { message } }
+          }
+        }""", {"params": {"selector": selector, "runConfigData": json.dumps(run_config),
+                          "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "mnist"}]}}})
+    result = launched["data"]["launchPipelineExecution"]
+    assert result["__typename"] == "LaunchRunSuccess", result
+    return result["run"]["runId"]
+
+
+def wait_for_success(driver, server: str, run_id: str) -> None:
+    driver.get(f"{server}/runs/{run_id}")
+    wait_for_text(driver, "Success", 600)
+    status = graphql(driver, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
+                     {"id": run_id})
+    assert status["data"]["runOrError"]["status"] == "SUCCESS"
+
+
+def unsynced(driver) -> set[str]:
+    """What the UI reports as stale for mnist (its own stale-status field)."""
+    nodes = graphql(driver, '{ assetNodes { assetKey { path } staleStatus(partition: "mnist") } }')
+    return {"/".join(n["assetKey"]["path"]) for n in nodes["data"]["assetNodes"]
+            if n["staleStatus"] == "STALE"}
+
+
 def test_asset_graph_run_and_screenshots(server, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     browser.set_script_timeout(60)
@@ -129,31 +174,21 @@ def test_asset_graph_run_and_screenshots(server, browser):
     assert shown == expected  # every asset, with its lineage
     browser.save_screenshot(str(SHOTS / "asset_graph.png"))
 
-    repos = graphql(browser, "{ repositoriesOrError { ... on RepositoryConnection {"
-                             " nodes { name location { name } } } } }")
-    repo = repos["data"]["repositoriesOrError"]["nodes"][0]
-    launched = graphql(browser, """
-        mutation Launch($params: ExecutionParams!) {
-          launchPipelineExecution(executionParams: $params) {
-            __typename
-            ... on LaunchRunSuccess { run { runId } }
-            ... on PythonError { message }
-            ... on RunConfigValidationInvalid { errors { message } }
-          }
-        }""", {"params": {
-            "selector": {"repositoryLocationName": repo["location"]["name"],
-                         "repositoryName": repo["name"], "jobName": "quick_run"},
-            "runConfigData": json.dumps(quick()),
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "mnist"}]}}})
-    result = launched["data"]["launchPipelineExecution"]
-    assert result["__typename"] == "LaunchRunSuccess", result
-    run_id = result["run"]["runId"]
+    # The quick profile over a cache that already holds it: every step reuses, nothing is unsynced.
+    wait_for_success(browser, server, launch(browser, "quick_run", quick()))
+    assert unsynced(browser) == set()
 
-    browser.get(f"{server}/runs/{run_id}")
-    wait_for_text(browser, "Success", 600)
-    status = graphql(browser, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
-                     {"id": run_id})
-    assert status["data"]["runOrError"]["status"] == "SUCCESS"
+    # A real change (another k-means seed) to one asset: exactly what lies below is unsynced.
+    km = quick()["ops"]["paper__kmeans_latent"]["config"]
+    wait_for_success(browser, server, launch(browser, "__ASSET_JOB", {
+        "ops": {"paper__kmeans_latent": {"config": {**km, "seed": 7}}}}, [["paper", "kmeans_latent"]]))
+    below = {"paper/cluster_assignments", "paper/clustering_metrics", "paper/paper_comparison",
+             "paper/figure_latent_centroids"}
+    assert unsynced(browser) == below
+    browser.get(f"{server}/assets/paper/cluster_assignments?view=partitions&partition=mnist")
+    wait_for_text(browser, "Unsynced", 60)  # the partition's badge in the UI
+    time.sleep(2)
+    browser.save_screenshot(str(SHOTS / "unsynced.png"))
 
     browser.get(f"{server}/assets/paper/clustering_metrics?partition=mnist")
     wait_for_text(browser, "clustering_metrics", 60)
@@ -164,5 +199,5 @@ def test_asset_graph_run_and_screenshots(server, browser):
     wait_for_text(browser, "figure_voronoi", 60)
     time.sleep(3)
     browser.save_screenshot(str(SHOTS / "figure_asset.png"))
-    for name in ("asset_graph", "clustering_metrics", "figure_asset"):
+    for name in ("asset_graph", "unsynced", "clustering_metrics", "figure_asset"):
         assert (SHOTS / f"{name}.png").stat().st_size > 20_000

@@ -287,6 +287,7 @@ def test_source_fingerprint_follows_the_file_and_its_entry(tmp_path, wine, monke
 # --- the whole graph on a user's data --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_whole_graph_runs_on_a_labelled_table_and_on_unlabelled_images(tmp_path, wine, digits):
     write_csv(wine, tmp_path / "wine.csv")
     np.savez(tmp_path / "digits.npz", x=digits[0])

@@ -65,6 +65,7 @@ def test_clipped_bce_is_bounded_on_noisy_targets_where_bernoulli_is_not():
     assert float(reconstruction_loss(target, tf.constant([[-1e4, 1e4]]), "clipped_bce")[0]) > -3.3
 
 
+@pytest.mark.slow
 def test_paper_training_stays_finite_and_positive_on_noisy_targets(mnist_subset):
     _, noisy = mnist_subset
     assert noisy.min() < 0 and noisy.max() > 1
@@ -73,6 +74,7 @@ def test_paper_training_stays_finite_and_positive_on_noisy_targets(mnist_subset)
     assert all(np.isfinite(v) and v > 0 for v in losses)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["paper", "elbo"])
 def test_loss_falls_and_shapes(mnist_subset, variant):
     clean, noisy = mnist_subset
@@ -87,6 +89,7 @@ def test_loss_falls_and_shapes(mnist_subset, variant):
     assert 0 <= r.min() and r.max() <= 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_codes(mnist_subset):
     _, noisy = mnist_subset
     cfg = variant_config("paper", **{**SMALL, "epochs": 2})
@@ -98,6 +101,7 @@ def test_same_seed_same_weights_and_codes(mnist_subset):
     assert not np.array_equal(a.model.get_weights()[0], c.model.get_weights()[0])
 
 
+@pytest.mark.slow
 def test_same_seed_and_config_give_identical_metrics(mnist_subset):
     """The pipeline's numeric path end to end, twice: VAE -> latent codes -> k-means -> metrics."""
     from clustering_dag.core.clustering import ClusterConfig, fit_clusters
@@ -117,6 +121,7 @@ def test_same_seed_and_config_give_identical_metrics(mnist_subset):
     assert first == second and np.isfinite(first["dbi"])
 
 
+@pytest.mark.slow
 def test_sampled_code_differs_from_mean_code(mnist_subset):
     _, noisy = mnist_subset
     paper = train_vae(variant_config("paper", **{**SMALL, "epochs": 1}), noisy)
@@ -126,6 +131,7 @@ def test_sampled_code_differs_from_mean_code(mnist_subset):
     np.testing.assert_array_equal(z_sample, represent(paper, noisy[:50])[0])  # but seeded
 
 
+@pytest.mark.slow
 def test_weights_round_trip(tmp_path, mnist_subset):
     clean, _ = mnist_subset
     trained = train_vae(variant_config("elbo", **{**SMALL, "epochs": 1}), clean)
