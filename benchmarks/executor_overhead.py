@@ -3,10 +3,11 @@
     CLUSTERING_DAG_DATA_DIR=../shared/data .venv/bin/python benchmarks/executor_overhead.py
 
 On the quick profile (mnist): a cold in-process run fills a temporary cache, then `quick_run`
-(in-process) and `parallel_quick_run` (multiprocess, 2 at a time) run warm, alternately, so both
-do the same work (every step reuses its cached value). Per-step overhead is read from Dagster's
-event log: from the executor launching a step's process to that step starting (a new interpreter
-plus the import of the code location). Prints JSON.
+(in-process) and `parallel_quick_run` (multiprocess, 2 at a time) with each start method
+(`spawn`: a new interpreter per step, Dagster's default; `forkserver`: steps forked from a process
+that imported the code location once, the project's setting) run warm, in turn, so all do the
+same work (every step reuses its cached value). Per-step overhead is read from Dagster's event
+log: from the executor launching a step's process to that step starting. Prints JSON.
 """
 
 import argparse
@@ -25,14 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
-def execute(job: str, config: Path, env: dict) -> tuple[float, str]:
+def execute(job: str, config: Path, env: dict) -> float:
     start = time.perf_counter()
     proc = subprocess.run([DAGSTER, "job", "execute", "-m", "clustering_dag.definitions", "-j", job,
                            "--tags", '{"dagster/partition": "mnist"}', "-c", str(config)],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(proc.stdout[-3000:] + proc.stderr[-3000:])
-    return time.perf_counter() - start, job
+    return time.perf_counter() - start
 
 
 def step_overheads(home: Path) -> list[float]:
@@ -57,33 +58,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    from clustering_dag.defs.jobs import MULTIPROCESS
     from clustering_dag.profiles import quick
 
     with tempfile.TemporaryDirectory() as folder:
         home, cache = Path(folder) / "home", Path(folder) / "cache"
         home.mkdir()
         (home / "dagster.yaml").touch()
-        config = Path(folder) / "quick.yaml"
-        config.write_text(yaml.safe_dump(quick()))
+        configs = {}
+        spawn = {**MULTIPROCESS, "start_method": {"spawn": {}}}
+        for name, execution in (("in_process", None), ("spawn", spawn), ("forkserver", MULTIPROCESS)):
+            configs[name] = Path(folder) / f"{name}.yaml"
+            configs[name].write_text(yaml.safe_dump(
+                {**quick(), **({"execution": {"config": execution}} if execution else {})}))
         env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_CACHE_DIR": str(cache)}
-        cold, _ = execute("quick_run", config, env)
-        times: dict[str, list[float]] = {"quick_run": [], "parallel_quick_run": []}
-        overheads: list[float] = []
+        cold = execute("quick_run", configs["in_process"], env)
+        times: dict[str, list[float]] = {name: [] for name in configs}
+        overheads: dict[str, list[float]] = {"spawn": [], "forkserver": []}
         for _ in range(args.repeats):
-            for job in times:
-                seconds, _ = execute(job, config, env)
-                times[job].append(seconds)
-            overheads += step_overheads(home)
-        in_process, multiprocess = (statistics.median(times[j]) for j in times)
+            for name, config in configs.items():
+                times[name].append(execute("quick_run" if name == "in_process" else "parallel_quick_run",
+                                           config, env))
+                if name in overheads:
+                    overheads[name] += step_overheads(home)
+        median = {name: statistics.median(t) for name, t in times.items()}
         print(json.dumps({
-            "profile": "quick", "dataset": "mnist", "cores": os.cpu_count(),
+            "profile": "quick", "dataset": "mnist", "cores": os.cpu_count(), "max_concurrent": 2,
             "cold_in_process_s": round(cold, 1),
-            "warm_in_process_s": round(in_process, 1),
-            "warm_multiprocess_s": round(multiprocess, 1),
-            "multiprocess_over_in_process": round(multiprocess / in_process, 2),
-            "steps": len(overheads) // args.repeats,
-            "step_overhead_median_s": round(statistics.median(overheads), 2),
-            "step_overhead_max_s": round(max(overheads), 2),
+            "warm_run_s": {name: round(t, 1) for name, t in median.items()},
+            "warm_over_in_process": {name: round(t / median["in_process"], 2) for name, t in median.items()},
+            "steps": len(overheads["spawn"]) // args.repeats,
+            "step_start_overhead_median_s": {k: round(statistics.median(v), 2) for k, v in overheads.items()},
+            "step_start_overhead_max_s": {k: round(max(v), 2) for k, v in overheads.items()},
             "repeats": args.repeats,
         }, indent=2))
 

@@ -16,6 +16,7 @@ def test_jobs_resolve_over_the_whole_graph():
         assert job.partitions_def.get_partition_keys() == ["mnist", "fashion_mnist"]
         assert set(job.asset_layer.executable_asset_keys) == every
     assert defs.resolve_job_def("parallel_quick_run").executor_def.name == "multiprocess"
+    assert defs.resolve_job_def("parallel_quick_run").run_config_schema
     assert defs.resolve_job_def("quick_run").run_config_schema  # carries the quick profile
 
 
@@ -41,6 +42,11 @@ def test_automation_follows_upstream_except_roots_and_training():
     assert {"noisy_test_set", "paper/latent_representation", "paper/clustering_metrics",
             "elbo/figure_tsne"} <= eager
     assert len(eager) == len(conditions) - 3
+    # eager(), triggered by a dependency's new data version instead of any new materialization
+    labels = {c.get_label() for k, c in conditions.items() if c is not None}
+    assert labels == {"eager_on_data_change"}
+    condition = conditions["paper/clustering_metrics"]
+    assert "any_deps_data_changed" in str(condition) and "any_deps_updated" not in str(condition)
 
 
 def test_every_asset_has_a_code_version():

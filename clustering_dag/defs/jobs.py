@@ -44,10 +44,15 @@ quick_run = define_asset_job(
     "quick_run", selection=AssetSelection.all(), config=quick(),
     description="The whole graph on 2,000 training images for 2 epochs (profile 'quick').",
 )
+# Step processes fork from a server that has imported the code location once (the default,
+# `spawn`, starts a new interpreter and imports everything again for every step).
+MULTIPROCESS = {"max_concurrent": 2, "start_method": {"forkserver": {}}}
+
 parallel_quick_run = define_asset_job(
-    "parallel_quick_run", selection=AssetSelection.all(), config=quick(),
-    executor_def=multiprocess_executor.configured({"max_concurrent": 2}),
-    description="The quick profile on Dagster's multiprocess executor: independent steps in parallel.",
+    "parallel_quick_run", selection=AssetSelection.all(),
+    config={**quick(), "execution": {"config": MULTIPROCESS}}, executor_def=multiprocess_executor,
+    description="The quick profile on Dagster's multiprocess executor (forkserver): independent steps "
+                "in parallel.",
 )
 
 
