@@ -86,9 +86,9 @@ def _imports(nodes) -> dict[str, tuple[str, str | None]]:
     table = {}
     for node in nodes:
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                table[alias.asname or alias.name.split(".")[0]] = (alias.name, None) if alias.asname \
-                    else (alias.name.split(".")[0], None)
+            for alias in node.names:  # `import a.b` binds `a`; `import a.b as c` binds `c` to a.b
+                module = alias.name if alias.asname else alias.name.split(".")[0]
+                table[alias.asname or module] = (module, None)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             for alias in node.names:
                 table[alias.asname or alias.name] = (node.module, alias.name)
@@ -106,7 +106,7 @@ class _Module:
 
     @classmethod
     def parse(cls, name: str, source: str) -> _Module:
-        tree = ast.parse(source)
+        tree = _strip_docstrings(ast.parse(source))
         module = cls(name, tree, imports=_imports(tree.body))
         for node in tree.body:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -200,17 +200,29 @@ class SourceVersions:
             return
         module = self._module(fn.__module__)
         try:
-            node = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
-        except (SyntaxError, IndexError, OSError, TypeError):  # a lambda inside an expression
-            found[ident] = _digest(inspect.getsource(fn))
+            source = inspect.getsource(fn)
+        except (OSError, TypeError):  # no source file (defined at a prompt): its bytecode stands in
+            found[ident] = _digest(fn.__code__.co_code.hex() + repr(fn.__code__.co_consts))
+            return
+        try:
+            node = ast.parse(textwrap.dedent(source)).body[0]
+        except (SyntaxError, IndexError):  # a lambda in the middle of an expression
+            found[ident] = _digest(source)
             return
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             node.decorator_list = []
         found[ident] = _digest(ast.dump(_strip_docstrings(node)))
-        closure = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
+        closure = {}
+        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+            try:
+                closure[name] = cell.cell_contents
+            except ValueError:  # a cell not assigned yet
+                pass
         self._names(node, module, found, closure)
 
-    def _names(self, node: ast.AST, module: _Module | None, found: dict, closure: Mapping = {}) -> None:
+    def _names(self, node: ast.AST, module: _Module | None, found: dict,
+               closure: Mapping | None = None) -> None:
+        closure = closure or {}
         visitor = _Names()
         visitor.visit(node)
         local_imports = _imports(visitor.imports)
@@ -248,7 +260,7 @@ class SourceVersions:
             if _is_unversioned(node):
                 self._closures[ident] = {}
             else:
-                closure = self._closures[ident] = {ident: _digest(ast.dump(_strip_docstrings(node)))}
+                closure = self._closures[ident] = {ident: _digest(ast.dump(node))}
                 self._names(node, module, closure)
         found.update(self._closures[ident])
 
@@ -257,7 +269,7 @@ class SourceVersions:
         ident = f"core:{name}"
         if ident not in self._closures:
             module = self._module(name)
-            closure = self._closures[ident] = {ident: _digest(ast.dump(_strip_docstrings(module.tree)))}
+            closure = self._closures[ident] = {ident: _digest(ast.dump(module.tree))}
             for node in ast.walk(module.tree):
                 for source, attribute in _imports([node]).values():
                     if attribute and module_file(f"{source}.{attribute}"):
