@@ -48,6 +48,9 @@ class VAE(keras.Model):
     def call(self, x):
         return self.decoder(self.posterior(x).mean())
 
+    def get_config(self) -> dict:
+        return {"config": self.config.to_json()}  # what the model is; its weights are saved apart
+
 
 def reconstruction_loss(x, logits, likelihood: str):
     """Per-example reconstruction loss (negative log-likelihood) of targets ``x``."""
