@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from clustering_dag.core.variants import VARIANTS
+from clustering_dag.core.variants import VARIANTS, VAEConfig
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -44,6 +44,20 @@ def small() -> dict:
 
 
 PROFILES = {"full": full, "quick": quick, "small": small}
+
+
+def matching_profile(settings: dict) -> str:
+    """The profile a run's settings match (epochs, batch size, and the rows it kept: a profile
+    that cuts none needs every row of the dataset), or ``custom``."""
+    for name, build in PROFILES.items():
+        ops = {op: v["config"] for op, v in build().get("ops", {}).items()}
+        raw, vae = ops.get("raw_dataset", {}), ops.get("paper__trained_vae", {})
+        expected = {"epochs": vae.get("epochs", VAEConfig.epochs),
+                    "batch_size": vae.get("batch_size", VAEConfig.batch_size), "all_rows": not raw}
+        expected.update({k: raw[k] for k in ("train_rows", "test_rows") if k in raw})
+        if all(settings.get(k) == v for k, v in expected.items()):
+            return name
+    return "custom"
 
 
 def profile_path(name: str) -> Path:

@@ -15,7 +15,19 @@ from sklearn.mixture import GaussianMixture
 from clustering_dag.core.clustering import ClusterConfig, ClusterModel, fit_clusters
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.metrics import all_metrics, clustering_accuracy, purity
-from clustering_dag.core.paper import compare_with_paper, latent_beats_original, ranking_summary
+from clustering_dag.core.paper import (
+    PAPER_SETTINGS,
+    compare_with_paper,
+    describe_settings,
+    latent_beats_original,
+    ranking_summary,
+    settings_differences,
+)
+from clustering_dag.profiles import matching_profile
+
+PAPER_RUN = {**PAPER_SETTINGS, "profile": "full"}
+QUICK_RUN = {**PAPER_SETTINGS, "train_rows": 2000, "test_rows": 1000, "epochs": 2, "batch_size": 128,
+             "profile": "quick"}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +107,7 @@ def _ours(latent_dbi):
 
 
 def test_comparison_keeps_the_paper_ranking():
-    table = compare_with_paper(_ours(1.5), "mnist")
+    table = compare_with_paper(_ours(1.5), "mnist", PAPER_RUN)
     summary = ranking_summary(table)
     assert summary["ranking_matches_paper"] and summary["latent_best_on_all"]
     row = table.set_index(["representation", "metric"]).loc[("latent", "dbi")]
@@ -104,7 +116,7 @@ def test_comparison_keeps_the_paper_ranking():
 
 
 def test_comparison_flags_a_ranking_change():
-    summary = ranking_summary(compare_with_paper(_ours(2.5), "mnist"))  # reconstructed best on DBI
+    summary = ranking_summary(compare_with_paper(_ours(2.5), "mnist", PAPER_RUN))  # reconstructed best on DBI
     assert summary["ranking_matches_paper"] is False
     assert summary["ours_best"]["dbi"] == "reconstructed" and summary["paper_best"]["dbi"] == "latent"
     assert latent_beats_original(_ours(2.5)) == {"dbi": True, "silhouette": True, "chs": True}
@@ -113,7 +125,7 @@ def test_comparison_flags_a_ranking_change():
 
 def test_comparison_over_seeds_reports_mean_and_sd():
     runs = pd.concat([_ours(1.4), _ours(1.6)], ignore_index=True)
-    table = compare_with_paper(runs, "fashion_mnist")
+    table = compare_with_paper(runs, "fashion_mnist", PAPER_RUN)
     row = table.set_index(["representation", "metric"]).loc[("latent", "dbi")]
     assert row["ours_mean"] == pytest.approx(1.5)
     assert row["ours_sd"] == pytest.approx(np.std([1.4, 1.6], ddof=1))
@@ -121,7 +133,33 @@ def test_comparison_over_seeds_reports_mean_and_sd():
 
 
 def test_comparison_without_paper_numbers():
-    table = compare_with_paper(_ours(1.5), "my_table")
+    table = compare_with_paper(_ours(1.5), "my_table", QUICK_RUN)
     summary = ranking_summary(table)
     assert "paper" not in table and "ranking_matches_paper" not in summary
     assert summary["latent_best_on_all"]
+
+
+def test_paper_numbers_are_compared_only_at_the_papers_settings():
+    assert settings_differences(PAPER_RUN) == []
+    assert settings_differences(QUICK_RUN) == [
+        "train_rows 2000 (paper 60000)", "test_rows 1000 (paper 10000)", "epochs 2 (paper 60)",
+        "batch_size 128 (paper 512)"]
+    table = compare_with_paper(_ours(2.5), "mnist", QUICK_RUN)  # would flag a ranking change
+    assert not table["comparable"].any() and table["relative_diff"].isna().all()
+    assert table["paper"].notna().all()  # the paper's value stays beside ours, marked
+    assert ranking_summary(table)["ranking_matches_paper"] == "not comparable"
+    assert (table["profile"] == "quick").all() and (table["epochs"] == 2).all()
+    assert describe_settings(QUICK_RUN, False) == (
+        "profile `quick`: 2,000 train / 1,000 test rows, 2 epochs; not the paper's settings, "
+        "so the paper's numbers are not comparable")
+    assert describe_settings(PAPER_RUN, True).endswith("60 epochs (the paper's settings)")
+    assert describe_settings(QUICK_RUN, None).endswith("2 epochs")  # a dataset the paper did not use
+
+
+def test_a_runs_profile_is_named_from_its_settings():
+    assert matching_profile({**PAPER_RUN, "all_rows": True}) == "full"
+    assert matching_profile({**QUICK_RUN, "all_rows": False}) == "quick"
+    assert matching_profile({"train_rows": 133, "test_rows": 45, "all_rows": True, "epochs": 300,
+                             "batch_size": 32}) == "small"
+    assert matching_profile({**PAPER_RUN, "all_rows": False}) == "custom"  # rows cut, paper's epochs
+    assert matching_profile({**QUICK_RUN, "all_rows": False, "epochs": 5}) == "custom"

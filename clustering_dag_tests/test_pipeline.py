@@ -45,8 +45,19 @@ def test_metrics_table_and_checks(quick_run):
                   if e.asset_key == AssetKey([variant, "clustering_metrics"])}
         assert checks["metrics_finite"] and checks["clusters_non_empty"]
         assert "latent_beats_original" in checks
+        shown = result.asset_materializations_for_node(f"{variant}__clustering_metrics")[0].metadata["table"]
+        types = {c.name: c.type for c in shown.schema.columns}
+        assert types["representation"] == "string" and types["dbi"] == types["accuracy"] == "float"
+        assert types["n_clusters_used"] == "int"
+        assert [r.data["dbi"] for r in shown.records] == [round(v, 3) for v in table["dbi"]]
         comparison = result.output_for_node(f"{variant}__paper_comparison")
         assert len(comparison) == 9 and comparison["paper"].notna().all()
+        # The quick profile is not the paper's run: its numbers are marked, not compared.
+        assert (comparison["profile"] == "quick").all() and (comparison["epochs"] == 2).all()
+        assert not comparison["comparable"].any() and comparison["relative_diff"].isna().all()
+        meta = result.asset_materializations_for_node(f"{variant}__paper_comparison")[0].metadata
+        assert meta["ranking_matches_paper"].value == "not comparable"
+        assert meta["settings"].value.startswith("profile `quick`: 2,000 train / 1,000 test rows, 2 epochs")
 
 
 def test_figures_written_and_inline(quick_run):
@@ -69,4 +80,6 @@ def test_report_prints_both_variants(quick_run):
     _, cache = quick_run
     text = report(UPath(cache))
     assert "**mnist, variant `paper`**" in text and "**mnist, variant `elbo`**" in text
-    assert text.count("| latent |") == 2 and "(1.557)" in text  # the paper's latent DBI beside ours
+    assert text.count("| latent |") == 2
+    assert text.count("profile `quick`: 2,000 train / 1,000 test rows, 2 epochs; not the paper's") == 2
+    assert "(1.557)" not in text and "(paper)" not in text  # no comparison with the paper's numbers

@@ -64,10 +64,13 @@ class Splits:
         return int(self.meta.get("n_clusters") or 10)
 
     def head(self, train_rows: int | None, test_rows: int | None) -> Splits:
-        """The first rows of each split (all when None)."""
+        """The first rows of each split (all when None); ``meta["source_rows"]`` keeps how many
+        rows each split had before."""
         cut = lambda a, n: None if a is None else a[:n]  # noqa: E731
+        source_rows = self.meta.get("source_rows", [len(self.train_x), len(self.test_x)])
         return Splits(cut(self.train_x, train_rows), cut(self.train_y, train_rows),
-                      cut(self.test_x, test_rows), cut(self.test_y, test_rows), meta=self.meta)
+                      cut(self.test_x, test_rows), cut(self.test_y, test_rows),
+                      meta={**self.meta, "source_rows": source_rows})
 
     def with_x(self, train_x: np.ndarray, test_x: np.ndarray, **meta) -> Splits:
         """The same labels with new features (e.g. a representation of these images).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import (
     adjusted_rand_score,
@@ -61,7 +60,3 @@ def all_metrics(x: np.ndarray, clusters: np.ndarray, labels: np.ndarray | None, 
     row["n_clusters_used"] = int(len(np.unique(clusters)))
     row["min_cluster_size"] = int(np.bincount(clusters, minlength=n_clusters).min()) if len(clusters) else 0
     return row
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    return frame.to_markdown(index=False, floatfmt=f".{digits}f")

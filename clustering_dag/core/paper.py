@@ -22,6 +22,29 @@ PAPER_TABLE = {
 }
 
 
+# What the paper ran: the whole datasets, its VAE (784-128-64-32-10) for 60 epochs in batches of
+# 512, N(0, 0.05^2) noise, k = 10. Its numbers are only comparable with a run of these settings.
+PAPER_SETTINGS = {"train_rows": 60_000, "test_rows": 10_000, "epochs": 60, "batch_size": 512,
+                  "hidden": [128, 64, 32], "latent_dim": 10, "sigma": 0.05, "n_clusters": 10}
+
+
+def settings_differences(settings: dict) -> list[str]:
+    """How a run's settings differ from the paper's, e.g. ``['epochs 2 (paper 60)']``."""
+    return [f"{key} {settings.get(key)} (paper {value})" for key, value in PAPER_SETTINGS.items()
+            if settings.get(key) != value]
+
+
+def describe_settings(settings: dict, comparable: bool | None) -> str:
+    """One line for a results table: profile, rows and epochs, and whether the paper's numbers
+    apply (``comparable``; None for a dataset the paper did not use)."""
+    text = (f"profile `{settings.get('profile', 'custom')}`: {int(settings['train_rows']):,} train / "
+            f"{int(settings['test_rows']):,} test rows, {int(settings['epochs'])} epochs")
+    if comparable is None:
+        return text
+    return text + (" (the paper's settings)" if comparable
+                   else "; not the paper's settings, so the paper's numbers are not comparable")
+
+
 def paper_frame(dataset: str) -> pd.DataFrame | None:
     table = PAPER_TABLE.get(dataset)
     if table is None:
@@ -47,13 +70,16 @@ def latent_beats_original(frame: pd.DataFrame) -> dict[str, bool]:
     return out
 
 
-def compare_with_paper(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
+def compare_with_paper(ours: pd.DataFrame, dataset: str, settings: dict) -> pd.DataFrame:
     """Our internal metrics (mean and sd over the rows of each representation) beside the paper's.
 
-    ``ours`` has columns representation, dbi, silhouette, chs, one row per seed. Returns one row
-    per representation and metric: ours_mean, ours_sd, n_seeds, and (for the paper's datasets)
-    paper and relative_diff.
+    ``ours`` has columns representation, dbi, silhouette, chs, one row per seed; ``settings`` what
+    the run used (keys of :data:`PAPER_SETTINGS`, plus ``profile``). Returns one row per
+    representation and metric: ours_mean, ours_sd, n_seeds, the settings (profile, train_rows,
+    test_rows, epochs), and for the paper's datasets the paper's value, whether the run is
+    ``comparable`` (at the paper's settings) and, only then, the relative difference.
     """
+    comparable = not settings_differences(settings)
     grouped = ours.groupby("representation")[list(INTERNAL)]
     mean = grouped.mean().reindex(list(REPRESENTATIONS))
     sd = grouped.std(ddof=1).reindex(list(REPRESENTATIONS))
@@ -63,18 +89,22 @@ def compare_with_paper(ours: pd.DataFrame, dataset: str) -> pd.DataFrame:
     for rep in REPRESENTATIONS:
         for metric in INTERNAL:
             row = {"representation": rep, "metric": metric, "ours_mean": mean.loc[rep, metric],
-                   "ours_sd": sd.loc[rep, metric], "n_seeds": int(n.loc[rep])}
+                   "ours_sd": sd.loc[rep, metric], "n_seeds": int(n.loc[rep]),
+                   **{k: settings.get(k) for k in ("profile", "train_rows", "test_rows", "epochs")}}
             if paper is not None:
                 theirs = float(paper.set_index("representation").loc[rep, metric])
                 row["paper"] = theirs
-                row["relative_diff"] = (row["ours_mean"] - theirs) / abs(theirs)
+                row["comparable"] = comparable
+                row["relative_diff"] = ((row["ours_mean"] - theirs) / abs(theirs) if comparable
+                                        else float("nan"))
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def ranking_summary(comparison: pd.DataFrame) -> dict:
     """Which representation is best on each metric, for us and the paper, and whether the
-    paper's ranking (latent best on all three) holds."""
+    paper's ranking (latent best on all three) holds: ``ranking_matches_paper`` is True or False
+    for a run at the paper's settings, and the string "not comparable" otherwise."""
     def wide(column: str) -> pd.DataFrame:
         return comparison.pivot(index="representation", columns="metric", values=column).reset_index()
 
@@ -86,5 +116,6 @@ def ranking_summary(comparison: pd.DataFrame) -> dict:
     if "paper" in comparison:
         paper = wide("paper")
         summary["paper_best"] = {m: best_representation(paper, m) for m in INTERNAL}
-        summary["ranking_matches_paper"] = summary["ours_best"] == summary["paper_best"]
+        summary["ranking_matches_paper"] = (summary["ours_best"] == summary["paper_best"]
+                                            if comparison["comparable"].all() else "not comparable")
     return summary

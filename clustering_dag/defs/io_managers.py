@@ -18,6 +18,7 @@ from dagster import (
     UPathIOManager,
 )
 
+from clustering_dag.defs.assets.common import table_metadata
 from clustering_dag.defs.storage import AssetStorage, atomic_write, key_of, read_parquet, write_parquet
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class ParquetIOManager(_KeyedIOManager):
             meta["dagster/row_count"] = MetadataValue.int(len(obj.train_x) + len(obj.test_x))
         elif isinstance(obj, pd.DataFrame):
             meta["dagster/row_count"] = MetadataValue.int(len(obj))
-            meta["preview"] = MetadataValue.md(obj.head(20).to_markdown(index=False))
+            meta["preview"] = table_metadata(obj.head(20))
         return meta
 
 

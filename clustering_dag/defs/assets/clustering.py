@@ -16,7 +16,7 @@ from dagster import (
 from pydantic import Field
 
 from clustering_dag.core.variants import REPRESENTATIONS, VARIANTS
-from clustering_dag.defs.assets.common import compute_or_reuse, keyed_output
+from clustering_dag.defs.assets.common import compute_or_reuse, keyed_output, table_metadata
 from clustering_dag.defs.partitions import dataset_partitions
 from clustering_dag.defs.storage import AssetStorage
 from clustering_dag.defs.versioning import asset_from_source, unversioned
@@ -111,17 +111,10 @@ def metric_checks(frame):
 
 
 @unversioned
-def _markdown(frame) -> MetadataValue:
-    from clustering_dag.core.metrics import markdown_table
-
-    return MetadataValue.md(markdown_table(frame))
-
-
-@unversioned
 def _metrics_summary(frame) -> dict:
     from clustering_dag.core.metrics import INTERNAL
 
-    return {"table": _markdown(frame),
+    return {"table": table_metadata(frame),
             **{f"{r['representation']}_{m}": float(r[m]) for r in frame.to_dict("records") for m in INTERNAL}}
 
 
@@ -196,7 +189,9 @@ def build_cluster_assets(variant: str) -> list:
             for rep in REPRESENTATIONS:
                 x = inputs[f"{rep}_representation"].test_x
                 clusters = cluster_assignments[rep].to_numpy()
-                row = {"representation": rep, "dim": x.shape[1]}
+                data = inputs[f"{rep}_representation"]
+                row = {"representation": rep, "dim": x.shape[1], "train_rows": len(data.train_x),
+                       "test_rows": len(x)}
                 row.update(all_metrics(x, clusters, labels, k, config.silhouette_sample))
                 rows.append(row)
                 context.log.info(f"{rep}: {row}")
@@ -211,15 +206,29 @@ def build_cluster_assets(variant: str) -> list:
     @asset_from_source(
         key=AssetKey([variant, "paper_comparison"]),
         partitions_def=dataset_partitions,
-        ins={"clustering_metrics": AssetIn(metrics_key), **rep_ins, **km_ins},
+        ins={"clustering_metrics": AssetIn(metrics_key),
+             "trained_vae": AssetIn(AssetKey([variant, "trained_vae"])), **rep_ins, **km_ins},
         io_manager_key="parquet_io_manager",
         group_name=group,
         kinds={"parquet"},
-        description="Our internal metrics beside the paper's, with relative differences and "
-                    "whether the paper's ranking (latent best on all three) holds.",
+        description="Our internal metrics beside the paper's, with the run's settings (profile, rows, "
+                    "epochs); at the paper's settings, relative differences and whether its ranking "
+                    "(latent best on all three) holds; otherwise marked not comparable.",
     )
     def paper_comparison(context: AssetExecutionContext, config: ComparisonConfig,
-                         asset_storage: AssetStorage, clustering_metrics, **inputs) -> Output:
+                         asset_storage: AssetStorage, clustering_metrics, trained_vae, **inputs) -> Output:
+        from clustering_dag.profiles import matching_profile
+
+        first = clustering_metrics.iloc[0]
+        vae = trained_vae.config  # read from the weights file's attributes: no TensorFlow
+        source_rows = inputs["original_representation"].meta.get("source_rows")
+        settings = {"train_rows": int(first["train_rows"]), "test_rows": int(first["test_rows"]),
+                    "all_rows": source_rows in (None, [int(first["train_rows"]), int(first["test_rows"])]),
+                    "epochs": vae.epochs, "batch_size": vae.batch_size, "hidden": list(vae.hidden),
+                    "latent_dim": vae.latent_dim, "n_clusters": len(inputs["kmeans_latent"]),
+                    "sigma": inputs["original_representation"].meta.get("noise", {}).get("sigma")}
+        settings["profile"] = matching_profile(settings)
+
         def compare():
             import pandas as pd
 
@@ -237,19 +246,22 @@ def build_cluster_assets(variant: str) -> list:
                     row = internal_metrics(data.test_x, model.predict(data.test_x))
                     runs.append(pd.DataFrame([{"representation": rep, **row}]))
                     context.log.info(f"seed {seed}, {rep}: {row}")
-            return compare_with_paper(pd.concat(runs, ignore_index=True), context.partition_key)
+            return compare_with_paper(pd.concat(runs, ignore_index=True), context.partition_key, settings)
 
         table, reused = compute_or_reuse(
             context, asset_storage, compare, config=config,
-            inputs=[clustering_metrics, *(inputs[k] for k in sorted(inputs))])
-        from clustering_dag.core.paper import ranking_summary
+            inputs=[clustering_metrics, trained_vae, *(inputs[k] for k in sorted(inputs))])
+        from clustering_dag.core.paper import describe_settings, ranking_summary
 
         summary = ranking_summary(table)
+        described = describe_settings(settings, table["comparable"].all() if "paper" in table else None)
+        context.log.info(described)
         if summary.get("ranking_matches_paper") is False:
             context.log.warning(f"ranking differs from the paper: ours {summary['ours_best']}, "
                                 f"paper {summary['paper_best']}")
         return keyed_output(table, reused, **{
-            "table": _markdown(table),
+            "settings": described,
+            "table": table_metadata(table),
             "summary": MetadataValue.json(summary),
             "latent_best_on_all": summary["latent_best_on_all"],
             "ranking_matches_paper": summary.get("ranking_matches_paper", "n/a (no paper numbers)"),

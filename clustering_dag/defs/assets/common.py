@@ -96,6 +96,30 @@ def keyed_output(value, reused: bool, output_name: str = "result", **metadata) -
 
 
 @unversioned
+def table_metadata(frame, digits: int = 3) -> MetadataValue:
+    """A DataFrame as Dagster's table metadata: typed columns, floats rounded, so the UI shows a
+    readable table (markdown tables get clipped there)."""
+    import numpy as np
+    from dagster import TableColumn, TableRecord, TableSchema
+    from pandas.api import types as pdt
+
+    def kind(dtype) -> str:
+        return ("bool" if pdt.is_bool_dtype(dtype) else "int" if pdt.is_integer_dtype(dtype)
+                else "float" if pdt.is_float_dtype(dtype) else "string")
+
+    types = {c: kind(frame[c].dtype) for c in frame.columns}
+
+    def cell(value, column):
+        if types[column] == "float":
+            return None if not np.isfinite(value) else round(float(value), digits)
+        return {"int": int, "bool": bool}.get(types[column], str)(value)
+
+    return MetadataValue.table(
+        records=[TableRecord({c: cell(v, c) for c, v in row.items()}) for row in frame.to_dict("records")],
+        schema=TableSchema(columns=[TableColumn(c, t) for c, t in types.items()]))
+
+
+@unversioned
 def png_markdown(png: bytes, alt: str = "figure") -> MetadataValue:
     return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 

@@ -5,7 +5,7 @@ by side in the UI and share one code path.
 """
 
 
-from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, MetadataValue, Output
+from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, Output
 from pydantic import Field
 
 from clustering_dag.core.variants import VARIANTS, variant_config
@@ -16,6 +16,7 @@ from clustering_dag.defs.assets.common import (
     parquet_asset,
     png_markdown,
     reuse,
+    table_metadata,
 )
 from clustering_dag.defs.partitions import dataset_partitions
 from clustering_dag.defs.resources import Accelerator
@@ -43,7 +44,7 @@ def _training_summary(trained) -> dict:
     from clustering_dag.core.figures import loss_curve, to_png
 
     return {
-        "history": MetadataValue.md(pd.DataFrame(trained.history).to_markdown(index=False, floatfmt=".4f")),
+        "history": table_metadata(pd.DataFrame(trained.history), digits=4),
         "loss_curve": png_markdown(to_png(loss_curve(trained.history)), "loss curve"),
     }
 
