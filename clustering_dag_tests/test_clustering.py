@@ -26,7 +26,7 @@ from clustering_dag.core.paper import (
 from clustering_dag.profiles import matching_profile
 
 PAPER_RUN = {**PAPER_SETTINGS, "profile": "full"}
-QUICK_RUN = {**PAPER_SETTINGS, "train_rows": 2000, "test_rows": 1000, "epochs": 2, "batch_size": 128,
+QUICK_RUN = {**PAPER_SETTINGS, "train_rows": 10_000, "test_rows": 1000, "epochs": 10, "batch_size": 128,
              "profile": "quick"}
 
 
@@ -142,18 +142,18 @@ def test_comparison_without_paper_numbers():
 def test_paper_numbers_are_compared_only_at_the_papers_settings():
     assert settings_differences(PAPER_RUN) == []
     assert settings_differences(QUICK_RUN) == [
-        "train_rows 2000 (paper 60000)", "test_rows 1000 (paper 10000)", "epochs 2 (paper 60)",
+        "train_rows 10000 (paper 60000)", "test_rows 1000 (paper 10000)", "epochs 10 (paper 60)",
         "batch_size 128 (paper 512)"]
     table = compare_with_paper(_ours(2.5), "mnist", QUICK_RUN)  # would flag a ranking change
     assert not table["comparable"].any() and table["relative_diff"].isna().all()
     assert table["paper"].notna().all()  # the paper's value stays beside ours, marked
     assert ranking_summary(table)["ranking_matches_paper"] == "not comparable"
-    assert (table["profile"] == "quick").all() and (table["epochs"] == 2).all()
+    assert (table["profile"] == "quick").all() and (table["epochs"] == 10).all()
     assert describe_settings(QUICK_RUN, False) == (
-        "profile `quick`: 2,000 train / 1,000 test rows, 2 epochs; not the paper's settings, "
+        "profile `quick`: 10,000 train / 1,000 test rows, 10 epochs; not the paper's settings, "
         "so the paper's numbers are not comparable")
     assert describe_settings(PAPER_RUN, True).endswith("60 epochs (the paper's settings)")
-    assert describe_settings(QUICK_RUN, None).endswith("2 epochs")  # a dataset the paper did not use
+    assert describe_settings(QUICK_RUN, None).endswith("10 epochs")  # a dataset the paper did not use
 
 
 def test_a_runs_profile_is_named_from_its_settings():

@@ -29,7 +29,7 @@ def test_representations(quick_run):
         latent = result.output_for_node(f"{variant}_representations", "latent_representation")
         recon = result.output_for_node(f"{variant}_representations", "reconstructed_representation")
         assert isinstance(latent, Splits)
-        assert latent.train_x.shape == (2000, 10) and latent.test_x.shape == (1000, 10)
+        assert latent.train_x.shape == (10_000, 10) and latent.test_x.shape == (1000, 10)
         assert recon.test_x.shape == (1000, 784)
         assert latent.meta["variant"] == variant
 
@@ -53,11 +53,11 @@ def test_metrics_table_and_checks(quick_run):
         comparison = result.output_for_node(f"{variant}__paper_comparison")
         assert len(comparison) == 9 and comparison["paper"].notna().all()
         # The quick profile is not the paper's run: its numbers are marked, not compared.
-        assert (comparison["profile"] == "quick").all() and (comparison["epochs"] == 2).all()
+        assert (comparison["profile"] == "quick").all() and (comparison["epochs"] == 10).all()
         assert not comparison["comparable"].any() and comparison["relative_diff"].isna().all()
         meta = result.asset_materializations_for_node(f"{variant}__paper_comparison")[0].metadata
         assert meta["ranking_matches_paper"].value == "not comparable"
-        assert meta["settings"].value.startswith("profile `quick`: 2,000 train / 1,000 test rows, 2 epochs")
+        assert meta["settings"].value.startswith("profile `quick`: 10,000 train / 1,000 test rows, 10 epochs")
 
 
 def test_figures_written_and_inline(quick_run):
@@ -81,5 +81,24 @@ def test_report_prints_both_variants(quick_run):
     text = report(UPath(cache))
     assert "**mnist, variant `paper`**" in text and "**mnist, variant `elbo`**" in text
     assert text.count("| latent |") == 2
-    assert text.count("profile `quick`: 2,000 train / 1,000 test rows, 2 epochs; not the paper's") == 2
+    assert text.count("profile `quick`: 10,000 train / 1,000 test rows, 10 epochs; not the paper's") == 2
     assert "(1.557)" not in text and "(paper)" not in text  # no comparison with the paper's numbers
+
+
+def test_quick_profile_shows_real_structure(quick_run):
+    """What a newcomer sees first is not degenerate: t-SNE past its early-exaggeration phase
+    spreads the points in every component and keeps the classes apart, and the learned latent
+    code clusters far better than chance."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    result, _ = quick_run
+    original = result.output_for_node("tsne_original")
+    latent = result.output_for_node("paper__tsne_embeddings").query("representation == 'latent'")
+    for frame in (original, latent):
+        coords = frame[["c0", "c1", "c2"]].to_numpy()
+        assert (coords.std(axis=0) > 1.0).all()  # not a line, not a flat streak
+    knn = cross_val_score(KNeighborsClassifier(5), original[["c0", "c1", "c2"]], original["label"], cv=5)
+    assert knn.mean() > 0.6  # 10 classes: chance is 0.1
+    metrics = result.output_for_node("elbo__clustering_metrics").set_index("representation")
+    assert metrics.loc["latent", "accuracy"] > 0.35 and metrics.loc["latent", "nmi"] > 0.3
