@@ -18,6 +18,7 @@ from sklearn.datasets import load_digits, load_wine
 
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.registry import UserDataset, load_registry
+from clustering_dag.core.trained import load_trained
 from clustering_dag.core.user_data import load_user_dataset
 from clustering_dag.profiles import small
 from clustering_dag.settings import PROJECT_ROOT
@@ -325,6 +326,11 @@ def test_whole_graph_runs_on_a_labelled_table_and_on_unlabelled_images(tmp_path,
         assert digit_metrics["n_clusters_used"].tolist() == [10, 10, 10]
         assignments = pd.read_parquet(cache / variant / "cluster_assignments" / "digits.parquet")
         assert "label" not in assignments and len(assignments) == round(0.2 * len(digits[0]))
+        for partition, likelihood in (("wine", "gaussian"), ("digits", "bernoulli")):
+            model = load_trained(str(cache / variant / "trained_vae" / f"{partition}.weights.h5"))
+            # The likelihood follows the data: the table gets a Gaussian, the images a Bernoulli.
+            assert model.config.likelihood == ("clipped_bce" if variant == "paper" else likelihood)
+            assert model.diagnostics["active_dims"] >= 1
         for figure in ("reconstructions", "tsne", "voronoi", "latent_centroids", "k_sweep"):
             for partition in ("wine", "digits"):
                 assert (cache / "figures" / variant / figure / f"{partition}.png").stat().st_size > 1000

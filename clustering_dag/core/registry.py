@@ -48,8 +48,9 @@ class UserDataset(BaseModel):
         default=None, description="(height, width) when the rows are images; enables image figures.")
     scale: Literal["auto", "minmax", "none"] = Field(
         default="auto",
-        description="To [0, 1] for the VAE's Bernoulli decoder: 'minmax' per feature from the training "
-                    "split; 'auto' = uint8 arrays / 255, else minmax; 'none' = already in [0, 1].")
+        description="To [0, 1] (the Bernoulli decoder needs it; the noise sigma is relative to it): "
+                    "'minmax' per feature from the training split; 'auto' = uint8 arrays / 255, else "
+                    "minmax; 'none' = already in [0, 1].")
     n_clusters: int | None = Field(
         default=None, ge=2, description="Clusters to fit (default: number of label classes, else 10).")
     rows: int | None = Field(

@@ -1,6 +1,6 @@
-"""A trained VAE and its file: Keras HDF5 weights with the config, the training history and the
-cache key as attributes (no pickle). Opening a file reads those attributes with h5py only; the
-Keras model, and so TensorFlow, loads when it is first used.
+"""A trained VAE and its file: Keras HDF5 weights with the config, the training history, the
+latent-activity diagnostics and the cache key as attributes (no pickle). Opening a file reads
+those attributes with h5py only; the Keras model, and so TensorFlow, loads when first used.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ class TrainedVAE:
     model's config, history or cache key needs no TensorFlow."""
 
     def __init__(self, model, config: VAEConfig, history: list[dict] | None = None, seconds: float = 0.0,
-                 cache_key: str = "", load_model: Callable[[], Any] | None = None):
+                 cache_key: str = "", load_model: Callable[[], Any] | None = None,
+                 diagnostics: dict | None = None):
         self._model, self._load_model = model, load_model
         self.config, self.history, self.seconds = config, history or [], seconds
         self.cache_key = cache_key  # set by the pipeline: what inputs and config produced this model
+        self.diagnostics = diagnostics or {}  # latent activity (core.vae.latent_activity)
 
     @property
     def model(self):
@@ -47,6 +49,7 @@ def save_trained(trained: TrainedVAE, path: str) -> None:
     with h5py.File(path, "a") as fh:
         fh.attrs["clustering_dag_config"] = trained.config.to_json()
         fh.attrs["clustering_dag_history"] = json.dumps(trained.history)
+        fh.attrs["clustering_dag_diagnostics"] = json.dumps(trained.diagnostics)
         fh.attrs["clustering_dag_seconds"] = trained.seconds
         fh.attrs["clustering_dag_cache_key"] = trained.cache_key
 
@@ -61,6 +64,7 @@ def load_trained(path: str, lazy: bool = True) -> TrainedVAE:
         history = json.loads(fh.attrs["clustering_dag_history"])
         seconds = float(fh.attrs["clustering_dag_seconds"])
         cache_key = str(fh.attrs.get("clustering_dag_cache_key", ""))
+        diagnostics = json.loads(fh.attrs.get("clustering_dag_diagnostics", "{}"))
 
     def build():
         from clustering_dag.core.vae import build_with_weights
@@ -70,4 +74,28 @@ def load_trained(path: str, lazy: bool = True) -> TrainedVAE:
                 raise DataError(f"trained model {path} was replaced since it was opened; run again.")
         return build_with_weights(config, path)
 
-    return TrainedVAE(None if lazy else build(), config, history, seconds, cache_key, load_model=build)
+    return TrainedVAE(None if lazy else build(), config, history, seconds, cache_key, load_model=build,
+                      diagnostics=diagnostics)
+
+
+def collapse_diagnosis(trained: TrainedVAE) -> str | None:
+    """In words, why the latent code carries no information and what to try; None when it does."""
+    d = trained.diagnostics
+    if not d or d["active_dims"] > 0:
+        return None
+    cfg = trained.config
+    tries = []
+    if cfg.likelihood == "bernoulli":
+        tries.append("`likelihood: gaussian` if the data are continuous features rather than images")
+    if cfg.kl_warmup < 0.5:
+        tries.append("a longer KL warm-up (`kl_warmup: 0.5`)")
+    if cfg.free_bits == 0:
+        tries.append("a free-bits floor (`free_bits: 0.5`)")
+    if cfg.beta > 0.5:
+        tries.append("a smaller KL weight (`beta: 0.5`)")
+    return (f"posterior collapse: none of the {d['latent_dim']} latent dimensions is active (the "
+            f"variance of the posterior mean across {d['rows']} training rows is at most "
+            f"{max(d['mean_variance']):.2g}, KL from the prior {sum(d['kl_per_dim']):.3g} nats), so "
+            f"the code is the same for every row and clusters on it are meaningless. The KL term "
+            f"(beta {cfg.beta:g}) outweighed the {cfg.likelihood} reconstruction term. Try "
+            + ", or ".join(tries or ["more epochs or a larger latent dimension"]) + ".")

@@ -1,12 +1,14 @@
 """A variational autoencoder in TensorFlow Probability, and the two ways the project trains it.
 
-The encoder maps an image to a diagonal-Gaussian posterior q(z|x); the decoder maps a code z to
-Bernoulli logits over pixels; the prior is a standard normal. The loss is
+The encoder maps an input to a diagonal-Gaussian posterior q(z|x); the decoder maps a code z to
+the parameters of p(x|z) (Bernoulli logits, or a Gaussian mean); the prior is a standard normal.
+The loss is
 
-    reconstruction(x, decoder(z ~ q(z|x))) + beta * KL(q(z|x) || p(z))
+    reconstruction(x, decoder(z ~ q(z|x))) + beta_t * KL(q(z|x) || p(z))
 
-with the KL from TFP. The two training variants, ``paper`` and ``elbo``, and the config live in
-:mod:`clustering_dag.core.variants`, which needs no TensorFlow.
+with the KL from TFP, beta_t rising linearly to beta over the config's ``kl_warmup`` share of the
+steps, and an optional free-bits floor per latent dimension. The training variants, ``paper`` and
+``elbo``, and the config live in :mod:`clustering_dag.core.variants`, which needs no TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from clustering_dag.core.trained import TrainedVAE
 from clustering_dag.core.variants import VARIANTS, VAEConfig, variant_config
 
 BCE_EPSILON = 1e-7  # the clip Keras 2 applies inside binary_crossentropy
+MIN_SCALE = 0.05  # floor of the Gaussian decoder's calibrated scale (data span about [0, 1])
+ACTIVE_VARIANCE = 0.01  # a latent dimension is active when Var_x E[z|x] exceeds this (Burda et al.)
 
 
 class VAE(keras.Model):
-    """Encoder -> q(z|x) = N(mu, diag(sigma^2)); decoder -> Bernoulli logits."""
+    """Encoder -> q(z|x) = N(mu, diag(sigma^2)); decoder -> logits (Bernoulli) or mean (Gaussian)."""
 
     def __init__(self, config: VAEConfig):
         super().__init__()
@@ -41,9 +45,18 @@ class VAE(keras.Model):
         zeros = tf.zeros(config.latent_dim)
         self.prior = tfd.MultivariateNormalDiag(loc=zeros, scale_diag=tf.ones_like(zeros))
 
-    def posterior(self, x) -> tfd.Distribution:
+    def encode(self, x) -> tuple[tf.Tensor, tf.Tensor]:
+        """Location and scale of q(z|x)."""
         loc, log_var = tf.split(self.encoder(x), 2, axis=-1)
-        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.exp(0.5 * log_var))
+        return loc, tf.exp(0.5 * log_var)
+
+    def posterior(self, x) -> tfd.Distribution:
+        loc, scale = self.encode(x)
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
+
+    def mean_of(self, out):
+        """E[x|z] from the decoder's output: sigmoid(logits), or the Gaussian mean itself."""
+        return out if self.config.likelihood == "gaussian" else tf.sigmoid(out)
 
     def call(self, x):
         return self.decoder(self.posterior(x).mean())
@@ -52,21 +65,41 @@ class VAE(keras.Model):
         return {"config": self.config.to_json()}  # what the model is; its weights are saved apart
 
 
-def reconstruction_loss(x, logits, likelihood: str):
-    """Per-example reconstruction loss (negative log-likelihood) of targets ``x``."""
+def reconstruction_loss(x, out, likelihood: str):
+    """Per-example reconstruction loss (negative log-likelihood) of targets ``x`` given the
+    decoder's output ``out`` (logits, or the Gaussian mean)."""
     if likelihood == "clipped_bce":
-        p = tf.clip_by_value(tf.sigmoid(logits), BCE_EPSILON, 1.0 - BCE_EPSILON)
+        p = tf.clip_by_value(tf.sigmoid(out), BCE_EPSILON, 1.0 - BCE_EPSILON)
         return -tf.reduce_mean(x * tf.math.log(p) + (1.0 - x) * tf.math.log(1.0 - p), axis=-1)
-    return -tfd.Independent(tfd.Bernoulli(logits=logits), reinterpreted_batch_ndims=1).log_prob(x)
+    if likelihood == "gaussian":
+        # The one scale that maximises the likelihood of this batch (sigma-VAE's calibrated
+        # decoder): the root-mean-square error, floored, held constant for the gradient. One scale
+        # for all features, so that near-constant features do not take over the loss.
+        scale = tf.stop_gradient(tf.maximum(
+            tf.sqrt(tf.reduce_mean(tf.square(x - out), axis=0)), MIN_SCALE))
+        return -tfd.Independent(tfd.Normal(out, scale), reinterpreted_batch_ndims=1).log_prob(x)
+    return -tfd.Independent(tfd.Bernoulli(logits=out), reinterpreted_batch_ndims=1).log_prob(x)
 
 
-def loss_terms(model: VAE, x, target, seed):
-    """(loss, reconstruction, kl), each averaged over the batch; z is sampled with ``seed``."""
+def kl_per_dimension(model: VAE, x):
+    """KL(q(z|x) || p(z)) of each latent dimension, averaged over the batch (shape: latent_dim)."""
+    loc, scale = model.encode(x)
+    return tf.reduce_mean(tfd.kl_divergence(tfd.Normal(loc, scale), tfd.Normal(0.0, 1.0)), axis=0)
+
+
+def loss_terms(model: VAE, x, target, seed, beta=None):
+    """(loss, reconstruction, kl), each averaged over the batch; z is sampled with ``seed``.
+    ``beta`` (default: the config's) weighs the KL, floored per dimension at ``free_bits``."""
+    cfg = model.config
     q = model.posterior(x)
-    logits = model.decoder(q.sample(seed=seed))
-    rec = tf.reduce_mean(reconstruction_loss(target, logits, model.config.likelihood))
-    kl = tf.reduce_mean(tfd.kl_divergence(q, model.prior))
-    return rec + model.config.beta * kl, rec, kl
+    out = model.decoder(q.sample(seed=seed))
+    rec = tf.reduce_mean(reconstruction_loss(target, out, cfg.likelihood))
+    if cfg.free_bits > 0:
+        per_dim = kl_per_dimension(model, x)
+        kl, penalised = tf.reduce_sum(per_dim), tf.reduce_sum(tf.maximum(per_dim, cfg.free_bits))
+    else:
+        kl = penalised = tf.reduce_mean(tfd.kl_divergence(q, model.prior))
+    return rec + (cfg.beta if beta is None else beta) * penalised, rec, kl
 
 
 def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
@@ -99,6 +132,7 @@ def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
         data = tf.constant(x)
         sampler = tf.random.Generator.from_seed(config.seed)
         bs = config.batch_size
+        warmup_steps = config.kl_warmup * config.epochs * steps
 
         @tf.function
         def train_epoch(epoch):
@@ -108,9 +142,13 @@ def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
             totals = tf.zeros(3)
             for i in tf.range(steps):
                 batch = tf.gather(data, perm[i * bs:(i + 1) * bs])
+                beta = config.beta
+                if warmup_steps > 0:  # KL warm-up: the weight rises linearly over the first steps
+                    done = tf.cast((epoch - 1) * steps + i + 1, tf.float32)
+                    beta = config.beta * tf.minimum(1.0, done / warmup_steps)
                 with tf.GradientTape() as tape:
                     loss, rec, kl = loss_terms(
-                        model, batch, batch, tf.cast(sampler.make_seeds(1)[:, 0], tf.int32))
+                        model, batch, batch, tf.cast(sampler.make_seeds(1)[:, 0], tf.int32), beta)
                     scaled = optimizer.get_scaled_loss(loss) if mixed else loss
                 grads = tape.gradient(scaled, model.trainable_variables)
                 if mixed:
@@ -132,7 +170,28 @@ def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
             history.append(row)
             if on_epoch:
                 on_epoch(row)
-    return TrainedVAE(model, config, history, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        trained = TrainedVAE(model, config, history, seconds)
+        trained.diagnostics = latent_activity(trained, x)
+    return trained
+
+
+def latent_activity(trained: TrainedVAE, x: np.ndarray, rows: int = 10_000) -> dict:
+    """How much of the latent code the model uses, on up to ``rows`` rows of ``x``: the variance
+    across rows of each dimension's posterior mean (a dimension is *active* above
+    ``ACTIVE_VARIANCE``, Burda et al. 2016) and each dimension's mean KL from the prior."""
+    model = trained.model
+    sample = x[np.random.default_rng(trained.config.seed).permutation(len(x))[:rows]]
+    locs, kls = [], []
+    for start in range(0, len(sample), 8192):
+        chunk = tf.constant(sample[start:start + 8192], tf.float32)
+        locs.append(model.encode(chunk)[0].numpy())
+        kls.append(kl_per_dimension(model, chunk).numpy() * len(chunk))
+    variance = np.concatenate(locs).var(axis=0)
+    kl = np.sum(kls, axis=0) / len(sample)
+    return {"active_dims": int((variance > ACTIVE_VARIANCE).sum()), "latent_dim": len(variance),
+            "mean_variance": [round(float(v), 6) for v in variance],
+            "kl_per_dim": [round(float(v), 6) for v in kl], "rows": len(sample)}
 
 
 def represent(trained: TrainedVAE, x: np.ndarray, seed: int | None = None,
@@ -140,7 +199,7 @@ def represent(trained: TrainedVAE, x: np.ndarray, seed: int | None = None,
     """(latent code, reconstruction) of ``x``.
 
     The code is a seeded sample of q(z|x) or its mean, per the config; the reconstruction is
-    sigmoid(decoder(code)), so the two always describe the same point.
+    E[x | code], so the two always describe the same point.
     """
     model, cfg = trained.model, trained.config
     seed = cfg.seed if seed is None else seed
@@ -149,15 +208,16 @@ def represent(trained: TrainedVAE, x: np.ndarray, seed: int | None = None,
         q = model.posterior(tf.constant(x[start:start + chunk], tf.float32))
         z = q.sample(seed=tf.constant([seed, i], tf.int32)) if cfg.code == "sample" else q.mean()
         codes.append(z.numpy())
-        recons.append(tf.sigmoid(model.decoder(z)).numpy())
+        recons.append(model.mean_of(model.decoder(z)).numpy())
     if not codes:
         return np.zeros((0, cfg.latent_dim), np.float32), np.zeros((0, cfg.input_dim), np.float32)
     return np.concatenate(codes).astype(np.float32), np.concatenate(recons).astype(np.float32)
 
 
 def decode(trained: TrainedVAE, z: np.ndarray) -> np.ndarray:
-    """Pixel probabilities for latent codes ``z``."""
-    return tf.sigmoid(trained.model.decoder(tf.constant(z, tf.float32))).numpy()
+    """E[x|z] (pixel probabilities, for the Bernoulli likelihoods) for latent codes ``z``."""
+    model = trained.model
+    return model.mean_of(model.decoder(tf.constant(z, tf.float32))).numpy()
 
 
 def build_with_weights(config: VAEConfig, path: str) -> VAE:
@@ -169,4 +229,4 @@ def build_with_weights(config: VAEConfig, path: str) -> VAE:
 
 
 __all__ = ["VAEConfig", "VARIANTS", "variant_config", "VAE", "TrainedVAE", "train_vae",
-           "represent", "decode", "build_with_weights", "loss_terms"]
+           "represent", "decode", "build_with_weights", "loss_terms", "latent_activity"]

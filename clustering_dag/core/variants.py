@@ -6,14 +6,23 @@ TensorFlow (that happens in :mod:`clustering_dag.core.vae`).
   binary cross-entropy averaged over pixels with the probabilities clipped to [1e-7, 1 - 1e-7]
   (their targets are noisy images outside [0, 1], where unclipped BCE is unbounded below), and
   a *sampled* z as the latent code.
-- ``elbo`` is a proper VAE: beta = 1, Bernoulli log-likelihood summed over pixels, trained on the
-  clean images, posterior mean as the latent code.
+- ``elbo`` is a proper VAE: beta = 1 reached by a KL warm-up over the first fifth of training, a
+  likelihood that fits the data (Bernoulli for images in [0, 1], Gaussian for feature tables),
+  trained on the clean inputs, posterior mean as the latent code.
+
+The likelihoods: ``clipped_bce`` (the paper's loss), ``bernoulli`` (summed over features; pixels in
+[0, 1]) and ``gaussian`` (summed over features, with the decoder's scale calibrated to the
+reconstruction error of each batch, as in sigma-VAE, Rybkin et al. 2021, so that the
+reconstruction term keeps its weight against the KL on continuous data). ``auto`` resolves to
+``bernoulli`` for images and ``gaussian`` otherwise.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+
+LIKELIHOODS = ("clipped_bce", "bernoulli", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -22,17 +31,22 @@ class VAEConfig:
     hidden: tuple[int, ...] = (128, 64, 32)
     latent_dim: int = 10
     beta: float = 0.0
-    likelihood: str = "clipped_bce"  # "clipped_bce" (paper) or "bernoulli" (ELBO)
+    likelihood: str = "clipped_bce"  # one of LIKELIHOODS
     code: str = "sample"  # latent code: "sample" from q(z|x) (paper) or its "mean"
     train_on_noisy: bool = True  # the paper trains on its noisy training images
     learning_rate: float = 1e-3
     epochs: int = 60
     batch_size: int = 512
     seed: int = 1234
+    kl_warmup: float = 0.0  # share of training steps over which the KL weight rises from 0 to beta
+    free_bits: float = 0.0  # nats per latent dimension below which the KL is not penalised
 
     def __post_init__(self):
-        if self.likelihood not in ("clipped_bce", "bernoulli"):
-            raise ValueError(f"likelihood must be 'clipped_bce' or 'bernoulli', got {self.likelihood!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if not 0 <= self.kl_warmup <= 1 or self.free_bits < 0:
+            raise ValueError(f"kl_warmup must be in [0, 1] and free_bits >= 0, got "
+                             f"{self.kl_warmup} and {self.free_bits}")
         if self.code not in ("sample", "mean"):
             raise ValueError(f"code must be 'sample' or 'mean', got {self.code!r}")
         if self.latent_dim < 1 or not self.hidden or min(self.hidden) < 1:
@@ -55,11 +69,16 @@ REPRESENTATIONS = ("original", "reconstructed", "latent")
 
 VARIANTS: dict[str, dict] = {
     "paper": dict(beta=0.0, likelihood="clipped_bce", code="sample", train_on_noisy=True),
-    "elbo": dict(beta=1.0, likelihood="bernoulli", code="mean", train_on_noisy=False),
+    "elbo": dict(beta=1.0, likelihood="auto", code="mean", train_on_noisy=False, kl_warmup=0.2),
 }
 
 
-def variant_config(variant: str, **overrides) -> VAEConfig:
+def variant_config(variant: str, images: bool = True, **overrides) -> VAEConfig:
+    """The variant's config with ``overrides``; ``likelihood="auto"`` becomes ``bernoulli`` for
+    ``images`` (values in [0, 1]) and ``gaussian`` for feature tables."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    return VAEConfig(**{**VARIANTS[variant], **overrides})
+    settings = {**VARIANTS[variant], **overrides}
+    if settings.get("likelihood") == "auto":
+        settings["likelihood"] = "bernoulli" if images else "gaussian"
+    return VAEConfig(**settings)

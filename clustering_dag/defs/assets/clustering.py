@@ -153,8 +153,17 @@ def build_cluster_assets(variant: str) -> list:
 
         frame, reused = compute_or_reuse(context, asset_storage, predict,
                                          inputs=[inputs[k] for k in sorted(inputs)])
-        sizes = {rep: np.bincount(frame[rep]).tolist() for rep in REPRESENTATIONS}
-        return keyed_output(frame, reused, cluster_sizes=MetadataValue.json(sizes))
+        k = len(inputs["kmeans_latent"])
+        sizes = {rep: np.bincount(frame[rep], minlength=k).tolist() for rep in REPRESENTATIONS}
+        used = {rep: sum(1 for n in counts if n) for rep, counts in sizes.items()}
+        for rep, n in used.items():
+            if n < k:
+                hint = (f"; see {variant}/trained_vae's check latent_code_used and its "
+                        "active_latent_dims" if rep != "original" else "")
+                context.log.warning(f"{rep}: the {len(frame)} test rows fall into {n} of {k} "
+                                    f"clusters{hint}")
+        return keyed_output(frame, reused, cluster_sizes=MetadataValue.json(sizes),
+                            clusters_used=MetadataValue.json(used))
 
     @asset_from_source(
         key=metrics_key,

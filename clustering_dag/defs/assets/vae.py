@@ -5,9 +5,20 @@ by side in the UI and share one code path.
 """
 
 
-from dagster import AssetExecutionContext, AssetIn, AssetKey, Config, Output
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    Config,
+    MetadataValue,
+    Output,
+)
 from pydantic import Field
 
+from clustering_dag.core.trained import collapse_diagnosis
 from clustering_dag.core.variants import VARIANTS, variant_config
 from clustering_dag.defs.assets.common import (
     compute_or_reuse,
@@ -25,8 +36,9 @@ from clustering_dag.defs.versioning import asset_from_source, multi_asset_from_s
 
 
 class TrainingConfig(Config):
-    """VAE hyper-parameters; defaults are the paper's. The variant fixes beta, the likelihood,
-    the latent code (sample or mean) and whether the training images are the noisy ones."""
+    """VAE hyper-parameters; defaults are the paper's. The variant fixes the latent code (sample
+    or mean) and whether the training images are the noisy ones, and gives the defaults of beta,
+    the likelihood and the protection against posterior collapse (KL warm-up, free bits)."""
 
     epochs: int = Field(default=60, ge=1)
     batch_size: int = Field(default=512, ge=1)
@@ -35,6 +47,26 @@ class TrainingConfig(Config):
     hidden: list[int] = Field(default=[128, 64, 32], description="Encoder layer sizes (decoder mirrors).")
     latent_dim: int = Field(default=10, ge=1)
     beta: float | None = Field(default=None, ge=0, description="KL weight; None = the variant's.")
+    likelihood: str | None = Field(
+        default=None, pattern="^(auto|clipped_bce|bernoulli|gaussian)$",
+        description="p(x|z); None = the variant's ('paper': clipped_bce; 'elbo': auto = bernoulli for "
+                    "images, gaussian for feature tables).")
+    kl_warmup: float | None = Field(
+        default=None, ge=0, le=1, description="Share of training over which the KL weight rises from 0 "
+                                              "to beta; None = the variant's ('elbo': 0.2, 'paper': 0).")
+    free_bits: float | None = Field(
+        default=None, ge=0, description="Nats per latent dimension the KL may use unpenalised; None = 0.")
+
+
+@unversioned
+def _latent_check(trained, collapse: str | None) -> AssetCheckResult:
+    d = trained.diagnostics
+    return AssetCheckResult(
+        check_name="latent_code_used", passed=collapse is None, severity=AssetCheckSeverity.ERROR,
+        description=collapse or f"{d.get('active_dims')} of {d.get('latent_dim')} latent dimensions active",
+        metadata={"active_latent_dims": d.get("active_dims", -1),
+                  "posterior_mean_variance": MetadataValue.json(d.get("mean_variance", [])),
+                  "kl_per_dim": MetadataValue.json(d.get("kl_per_dim", []))})
 
 
 @unversioned
@@ -77,17 +109,23 @@ def build_vae_assets(variant: str) -> list:
         # keeps a single GPU from being shared by two runs.
         pool="vae_training",
         description=f"VAE trained as the '{variant}' variant: {VARIANTS[variant]}.",
+        check_specs=[AssetCheckSpec(
+            "latent_code_used", asset=AssetKey([variant, "trained_vae"]), blocking=True,
+            description="At least one latent dimension is active (its posterior mean varies across "
+                        "rows): no posterior collapse. Fails with the diagnosis and what to try.")],
     )
     def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelerator: Accelerator,
-                    asset_storage: AssetStorage, raw_dataset, noisy_test_set) -> Output:
+                    asset_storage: AssetStorage, raw_dataset, noisy_test_set):
         n_train = len(raw_dataset.train_x)
         if config.batch_size > n_train:
             context.log.info(f"batch_size {config.batch_size} > {n_train} training rows: using {n_train}")
+        chosen = {k: v for k in ("beta", "likelihood", "kl_warmup", "free_bits")
+                  if (v := getattr(config, k)) is not None}
         cfg = variant_config(
-            variant, input_dim=raw_dataset.dim, hidden=tuple(config.hidden),
-            latent_dim=config.latent_dim, epochs=config.epochs, batch_size=min(config.batch_size, n_train),
-            learning_rate=config.learning_rate, seed=config.seed,
-            **({} if config.beta is None else {"beta": config.beta}))
+            variant, images=raw_dataset.image_shape is not None, input_dim=raw_dataset.dim,
+            hidden=tuple(config.hidden), latent_dim=config.latent_dim, epochs=config.epochs,
+            batch_size=min(config.batch_size, n_train), learning_rate=config.learning_rate,
+            seed=config.seed, **chosen)
         x_source = noisy_test_set if cfg.train_on_noisy else raw_dataset
 
         def train():
@@ -107,8 +145,15 @@ def build_vae_assets(variant: str) -> list:
         trained, reused = compute_or_reuse(context, asset_storage, train, kind="model",
                                            config=config, inputs=[x_source], extra=cfg.to_json())
         final = trained.final
-        return keyed_output(trained, reused, **{
+        collapse = collapse_diagnosis(trained)
+        if collapse:
+            context.log.error(f"{variant} VAE on {context.partition_key}: {collapse}")
+        yield keyed_output(trained, reused, **{
             "variant": variant,
+            "likelihood": cfg.likelihood,
+            "kl_warmup": cfg.kl_warmup,
+            "free_bits": cfg.free_bits,
+            "active_latent_dims": trained.diagnostics.get("active_dims", -1),
             "epochs": cfg.epochs,
             "final_loss": final["loss"],
             "final_reconstruction": final["reconstruction"],
@@ -117,6 +162,7 @@ def build_vae_assets(variant: str) -> list:
             "seconds_per_epoch": round(trained.seconds / cfg.epochs, 3),
             **_training_summary(trained),
         })
+        yield _latent_check(trained, collapse)
 
     @multi_asset_from_source(
         name=f"{variant}_representations",
