@@ -173,3 +173,19 @@ def test_collapse_stops_the_run_at_the_training_step_with_the_diagnosis(tmp_path
     model = load_trained(str(tmp_path / "cache" / "elbo" / "trained_vae" / "table.weights.h5"))
     assert model.config.likelihood == "gaussian" and model.diagnostics["active_dims"] >= 2
     assert (tmp_path / "cache" / "elbo" / "latent_representation" / "table.parquet").stat().st_size > 0
+
+
+def test_metric_checks_say_which_space_lost_clusters_and_what_to_try():
+    from clustering_dag.defs.assets.clustering import metric_checks
+
+    frame = pd.DataFrame({"representation": ["original", "reconstructed", "latent"],
+                          "dbi": [1.2, 1.1, float("nan")], "silhouette": [0.1, 0.2, float("nan")],
+                          "chs": [300.0, 400.0, float("nan")], "n_clusters_used": [10, 10, 1],
+                          "min_cluster_size": [40, 35, 0]})
+    checks = {c.check_name: c for c in metric_checks(frame, 10)}
+    assert not checks["metrics_finite"].passed and not checks["clusters_non_empty"].passed
+    text = checks["clusters_non_empty"].description
+    assert "the latent space puts the test rows into 1 of 10 clusters" in text
+    assert "latent_code_used" in text and "likelihood: gaussian" in text
+    assert "latent.dbi" in checks["metrics_finite"].description
+    assert checks["latent_beats_original"].severity.value == "WARN"

@@ -181,6 +181,13 @@ def test_row_count_other_than_registered(tmp_path, wine):
     assert len(load(write_csv(wine, path), label_column="target", rows=178).train_x) == 178 - 36
 
 
+def test_a_single_label_class_fails_before_training_unless_n_clusters_is_given(tmp_path, wine):
+    path = write_csv(wine.assign(target=7), tmp_path / "one.csv")
+    with pytest.raises(DataError, match=r"one\.csv: column 'target' holds one class only .*`n_clusters:`"):
+        load(path, label_column="target")
+    assert load(path, label_column="target", n_clusters=3).n_clusters == 3
+
+
 def test_too_few_rows_and_unknown_columns(tmp_path, wine):
     path = write_csv(wine.head(12), tmp_path / "tiny.csv")
     with pytest.raises(DataError, match=r"tiny\.csv: 10 training and 2 test rows are too few to fit 3 "):

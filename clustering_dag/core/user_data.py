@@ -212,6 +212,10 @@ def load_user_dataset(name: str, spec: UserDataset) -> Splits:
         n_test = max(1, int(round(spec.test_fraction * len(x))))
         split = np.full(len(x), "train", dtype=object)
         split[order[:n_test]] = "test"
+    if classes is not None and len(classes) < 2 and spec.n_clusters is None:
+        raise DataError(f"{file}: {what} holds one class only ({classes[0]!r}), so it cannot say how "
+                        "many clusters to fit. Set `n_clusters:` in the registry entry, or drop "
+                        "`label_column:` if the labels mean nothing.")
     n_clusters = spec.n_clusters or (len(classes) if classes else DEFAULT_CLUSTERS)
     is_train = split == "train"
     n_train, n_test = int(is_train.sum()), int((~is_train).sum())

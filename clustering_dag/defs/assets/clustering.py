@@ -90,7 +90,7 @@ def build_kmeans_asset(key: AssetKey, rep_key: AssetKey, group: str):
 
 
 @unversioned
-def metric_checks(frame):
+def metric_checks(frame, k: int):
     """The asset checks of a metrics table: finite values, no empty cluster, the paper's claim."""
     import numpy as np
 
@@ -99,10 +99,21 @@ def metric_checks(frame):
     numeric = frame.select_dtypes("number")
     bad = [f"{rep}.{col}" for col in numeric for rep, v in zip(frame["representation"], numeric[col])
            if not np.isfinite(v)]
-    yield AssetCheckResult(check_name="metrics_finite", passed=not bad,
-                           metadata={"non_finite": ", ".join(bad) or "none"})
     sizes = {rep: int(v) for rep, v in zip(frame["representation"], frame["min_cluster_size"])}
+    short = {r["representation"]: int(r["n_clusters_used"]) for r in frame.to_dict("records")
+             if r["n_clusters_used"] < k}
+    # In words: which space lost clusters, and what to try.
+    why = "; ".join(
+        f"the {rep} space puts the test rows into {n} of {k} clusters"
+        + (" (its VAE's code may have collapsed: see trained_vae's latent_code_used check and "
+           "active_latent_dims; try `likelihood: gaussian` for tables, `kl_warmup`, `free_bits`)"
+           if rep != "original" else " (the input itself has fewer distinct groups: lower `n_clusters`)")
+        for rep, n in short.items())
+    yield AssetCheckResult(check_name="metrics_finite", passed=not bad,
+                           description=f"not finite: {', '.join(bad)}; {why}" if bad else None,
+                           metadata={"non_finite": ", ".join(bad) or "none"})
     yield AssetCheckResult(check_name="clusters_non_empty", passed=all(v > 0 for v in sizes.values()),
+                           description=why or None,
                            metadata={"smallest_cluster": MetadataValue.json(sizes)})
     wins = latent_beats_original(frame)
     yield AssetCheckResult(check_name="latent_beats_original", passed=all(wins.values()),
@@ -210,7 +221,7 @@ def build_cluster_assets(variant: str) -> list:
             context, asset_storage, score, config=config,
             inputs=[cluster_assignments, *(inputs[k] for k in sorted(inputs))])
         yield keyed_output(frame, reused, **_metrics_summary(frame))
-        yield from metric_checks(frame)
+        yield from metric_checks(frame, len(inputs["kmeans_latent"]))
 
     @asset_from_source(
         key=AssetKey([variant, "paper_comparison"]),
