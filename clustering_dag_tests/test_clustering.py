@@ -12,6 +12,7 @@ from sklearn.metrics import (
 )
 from sklearn.mixture import GaussianMixture
 
+from clustering_dag.core.arrays import sample_rows
 from clustering_dag.core.clustering import ClusterConfig, ClusterModel, fit_clusters
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.metrics import all_metrics, clustering_accuracy, purity
@@ -62,6 +63,29 @@ def test_metrics_agree_with_sklearn(blobs):
     assert row["nmi"] == pytest.approx(normalized_mutual_info_score(y, clusters))
     assert row["ari"] == pytest.approx(adjusted_rand_score(y, clusters))
     assert row["accuracy"] == 1.0 and row["min_cluster_size"] == 150
+
+
+def test_silhouette_is_exact_up_to_its_sample_size_and_sampled_above(blobs):
+    x, y = blobs
+    exact = all_metrics(x, y, None, n_clusters=4, silhouette_sample=600)
+    assert exact["silhouette_rows"] == 600 and exact["silhouette"] == silhouette_score(x, y)
+    sampled = all_metrics(x, y, None, n_clusters=4, silhouette_sample=200, seed=3)
+    assert sampled["silhouette_rows"] == 200
+    assert sampled["silhouette"] == silhouette_score(x, y, sample_size=200, random_state=3)
+    assert sampled["silhouette"] == pytest.approx(exact["silhouette"], abs=0.05)
+    assert sampled["dbi"] == exact["dbi"]  # the linear metrics always see every row
+
+
+def test_stratified_sample_keeps_each_class_share():
+    labels = np.repeat(np.arange(4), [500, 300, 150, 50])
+    rows = sample_rows(len(labels), 100, labels, seed=1)
+    assert len(np.unique(rows)) == 100 and np.all(np.diff(rows) > 0)
+    assert np.bincount(labels[rows]).tolist() == [50, 30, 15, 5]
+    assert np.array_equal(rows, sample_rows(len(labels), 100, labels, seed=1))
+    assert not np.array_equal(rows, sample_rows(len(labels), 100, labels, seed=2))
+    assert np.array_equal(sample_rows(10, None), np.arange(10))
+    assert np.array_equal(sample_rows(10, 50), np.arange(10))
+    assert len(sample_rows(1000, 10, None, seed=0)) == 10
 
 
 def test_empty_cluster_is_counted():

@@ -89,6 +89,18 @@ class Splits:
         }
 
 
+def sample_rows(n: int, size: int | None, labels: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded sample of ``size`` of ``n`` rows (all rows when ``size`` is None
+    or not smaller). With ``labels`` it is stratified: rows in random order, grouped by label,
+    taken at even steps, so each class keeps its share to within one row."""
+    if size is None or size >= n:
+        return np.arange(n)
+    order = np.random.default_rng(seed).permutation(n)
+    if labels is not None:
+        order = order[np.argsort(np.asarray(labels)[order], kind="stable")]
+    return np.sort(order[(np.arange(size) * n) // size])
+
+
 def splits_to_table(splits: Splits) -> pa.Table:
     dim = splits.dim
     parts = []

@@ -82,8 +82,10 @@ def tsne_embeddings(spaces: dict[str, np.ndarray], perplexity: float = 50.0, n_c
     return out
 
 
-def tsne_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, three_d: bool) -> Figure:
-    """Points coloured by true label; all one colour when the dataset has no labels (-1)."""
+def tsne_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, three_d: bool,
+                note: str = "") -> Figure:
+    """Points coloured by true label; all one colour when the dataset has no labels (-1). ``note``
+    (e.g. how many points of how many) goes into every panel's title."""
     labelled = labels is not None and (np.asarray(labels) >= 0).any()
     n_classes = int(np.max(labels)) + 1 if labelled else 0
     colours = dict(color="C0")
@@ -100,7 +102,8 @@ def tsne_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, three_d: 
         else:
             ax = fig.add_subplot(1, n, i)
             sc = ax.scatter(emb[:, 0], emb[:, 1], s=size, **colours)
-        ax.set_title(f"{name} (t-SNE {'3-D' if three_d else 'components 0-1'})", fontsize=9)
+        ax.set_title(f"{name} (t-SNE {'3-D' if three_d else 'components 0-1'})"
+                     + (f"\n{note}" if note else ""), fontsize=9)
     if not three_d and labelled:
         fig.colorbar(sc, ax=fig.axes, ticks=range(n_classes), label="true label", shrink=0.8)
     return fig

@@ -22,7 +22,9 @@ class TsneConfig(Config):
     n_components: int = Field(default=3, ge=2, le=3)
     max_iter: int = Field(default=500, ge=250)
     pca_dims: int = Field(default=50, ge=2, description="PCA before t-SNE for wide spaces.")
-    max_points: int | None = Field(default=None, ge=100, description="Use the first N test points.")
+    max_points: int | None = Field(
+        default=5000, ge=100, description="Embed a seeded sample of N test points, stratified by label, "
+                                          "when there are more (None = every test point).")
     seed: int = 1234
 
 
@@ -32,9 +34,16 @@ class SweepConfig(Config):
     seed: int = 1234
 
 
-def embed_frame(spaces: dict, labels, config: TsneConfig):
-    """t-SNE of each space as one long table: representation, row, label (-1 when the dataset
-    has none), c0, c1, c2."""
+def tsne_rows(test, config: TsneConfig):
+    """The test rows the embeddings show: the same sample for every space and variant."""
+    from clustering_dag.core.arrays import sample_rows
+
+    return sample_rows(len(test.test_x), config.max_points, test.test_y, config.seed)
+
+
+def embed_frame(spaces: dict, labels, config: TsneConfig, rows, of_rows: int):
+    """t-SNE of each space as one long table: representation, row (index in the test split), label
+    (-1 when the dataset has none), c0, c1, c2, and of_rows (the test split's size)."""
     import numpy as np
     import pandas as pd
 
@@ -47,7 +56,7 @@ def embed_frame(spaces: dict, labels, config: TsneConfig):
                                   pca_dims=config.pca_dims, max_iter=config.max_iter)
     frames = []
     for rep, coords in emb.items():
-        frame = pd.DataFrame({"representation": rep, "row": range(n), "label": labels})
+        frame = pd.DataFrame({"representation": rep, "row": rows, "label": labels, "of_rows": of_rows})
         for i in range(3):
             frame[f"c{i}"] = coords[:, i] if i < coords.shape[1] else 0.0
         frames.append(frame)
@@ -63,11 +72,14 @@ def embed_frame(spaces: dict, labels, config: TsneConfig):
 )
 def tsne_original(context: AssetExecutionContext, config: TsneConfig, raw_dataset,
                   asset_storage: AssetStorage) -> Output:
-    test = raw_dataset.head(0, config.max_points)
-    x, y = test.test_x, test.test_y
-    frame, reused = compute_or_reuse(context, asset_storage, lambda: embed_frame({"original": x}, y, config),
-                                     config=config, inputs=[raw_dataset])
-    return keyed_output(frame, reused)
+    def embed():
+        rows = tsne_rows(raw_dataset, config)
+        y = None if raw_dataset.test_y is None else raw_dataset.test_y[rows]
+        return embed_frame({"original": raw_dataset.test_x[rows]}, y, config, rows,
+                           len(raw_dataset.test_x))
+
+    frame, reused = compute_or_reuse(context, asset_storage, embed, config=config, inputs=[raw_dataset])
+    return keyed_output(frame, reused, points=len(frame), of_rows=len(raw_dataset.test_x))
 
 
 def build_figure_assets(variant: str) -> list:
@@ -116,14 +128,15 @@ def build_figure_assets(variant: str) -> list:
         def embed():
             from clustering_dag.core.vae import represent
 
-            test = raw_dataset.head(0, config.max_points)
-            x, y = test.test_x, test.test_y
-            latent, recon = represent(trained_vae, x, seed=trained_vae.config.seed + 2)
-            return embed_frame({"reconstructed": recon, "latent": latent}, y, config)
+            rows = tsne_rows(raw_dataset, config)
+            y = None if raw_dataset.test_y is None else raw_dataset.test_y[rows]
+            latent, recon = represent(trained_vae, raw_dataset.test_x[rows], seed=trained_vae.config.seed + 2)
+            return embed_frame({"reconstructed": recon, "latent": latent}, y, config, rows,
+                               len(raw_dataset.test_x))
 
         frame, reused = compute_or_reuse(context, asset_storage, embed, config=config,
                                          inputs=[raw_dataset, trained_vae])
-        return keyed_output(frame, reused)
+        return keyed_output(frame, reused, points=len(frame) // 2, of_rows=len(raw_dataset.test_x))
 
     @figure_asset("tsne",
                   {"tsne_original": AssetIn(AssetKey("tsne_original")),
@@ -140,7 +153,9 @@ def build_figure_assets(variant: str) -> list:
             frame = pd.concat([tsne_original, tsne_embeddings])
             emb = {rep: frame.loc[frame["representation"] == rep, ["c0", "c1", "c2"]].to_numpy()
                    for rep in REPRESENTATIONS}
-            return figures.tsne_figure(emb, tsne_original["label"].to_numpy(), three_d=three_d)
+            shown, of_rows = len(tsne_original), int(tsne_original["of_rows"].iloc[0])
+            note = f"{shown:,} of {of_rows:,} test points" if shown < of_rows else ""
+            return figures.tsne_figure(emb, tsne_original["label"].to_numpy(), three_d=three_d, note=note)
 
         return result(context, asset_storage,
                       {"tsne": lambda: render(True), "tsne_2d": lambda: render(False)},
