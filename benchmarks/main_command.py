@@ -52,7 +52,8 @@ def main() -> None:
     home.mkdir()
     (home / "dagster.yaml").touch()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_CACHE_DIR": str(work / "cache")}
-    result = {"partitions": args.partitions, "profile": args.config or "full", "runs": []}
+    result = {"partitions": args.partitions, "profile": args.config or "full", "runs": [],
+              "dagster_home": str(home), "cache_dir": str(work / "cache")}
     for round_ in ["cold", "warm"] if args.warm else ["cold"]:
         for partition in args.partitions:
             command = [DAGSTER, "asset", "materialize", "-m", "clustering_dag.definitions", "--select", "*",

@@ -18,7 +18,7 @@ from clustering_dag.defs.storage import AssetStorage
 all_assets = map_asset_specs(follow_upstream, [
     raw_dataset, noisy_test_set, original_representation, *vae_assets, *cluster_assets, *figure_assets])
 
-asset_storage = AssetStorage()
+asset_storage = AssetStorage.configure_at_launch()
 
 resources = {
     "dataset_source": DatasetSource(),

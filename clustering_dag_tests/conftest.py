@@ -113,6 +113,15 @@ def quick_graph(data_dir, tmp_path_factory) -> GraphRun:
     return GraphRun(result, root / "cache", home)
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server on 127.0.0.1 for the session (Debian's postgresql; skipped without it)."""
+    from clustering_dag_tests.services import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
 @pytest.fixture
 def graph_copy(quick_graph, data_dir, tmp_path, monkeypatch) -> GraphRun:
     monkeypatch.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))

@@ -1,54 +1,13 @@
 """A real materialization recorded in a PostgreSQL-backed Dagster instance (dagster-postgres),
 against a server this test starts on 127.0.0.1 (Debian's postgresql package)."""
 
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from clustering_dag.definitions import resources
 from clustering_dag.defs.assets.datasets import noisy_test_set, raw_dataset
 
-PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    PG_BIN is None or not shutil.which("runuser"),
-    reason="needs Debian's postgresql package (apt-get install postgresql)")]
-
-
-def as_postgres(*cmd: str) -> None:
-    user = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*user, *cmd], check=True, capture_output=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    # Not under pytest's tmp folder: the postgres user must be able to reach it.
-    folder = Path(tempfile.mkdtemp(prefix="clustering_dag_pg_"))
-    data, sockets = folder / "data", folder / "sockets"
-    data.mkdir()
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        pg = pwd.getpwnam("postgres")
-        for path in (folder, data, sockets):
-            os.chown(path, pg.pw_uid, pg.pw_gid)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "--auth=trust", "-U", "postgres")
-    as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-w", "-l", str(folder / "log"),
-                "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start")
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "fast", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+pytestmark = pytest.mark.slow
 
 
 def test_materialization_recorded_in_postgres(postgres_url, env_data_dir, cache_dir, tmp_path):

@@ -6,8 +6,6 @@ is renamed into place, so a crash never leaves a half-written file where a later
 it. A value whose cache key equals the stored file's is not written again.
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -25,7 +23,7 @@ if TYPE_CHECKING:
     from upath import UPath
 
 
-def output_path(manager: UPathIOManager, context: OutputContext) -> UPath:
+def output_path(manager: UPathIOManager, context: OutputContext) -> "UPath":
     """The file an output was written to (partitioned or not)."""
     if context.has_asset_partitions:
         return next(iter(manager._get_paths_for_partitions(context).values()))
@@ -35,18 +33,18 @@ def output_path(manager: UPathIOManager, context: OutputContext) -> UPath:
 class _KeyedIOManager(UPathIOManager):
     kind = ""
 
-    def __init__(self, base_path: UPath):
+    def __init__(self, base_path: "UPath"):
         super().__init__(base_path=base_path)
         self._storage = AssetStorage(base_path=str(base_path))
 
-    def dump_to_path(self, context: OutputContext, obj, path: UPath) -> None:
+    def dump_to_path(self, context: OutputContext, obj, path: "UPath") -> None:
         key = key_of(obj)
         if key and self._storage.stored_key(path, self.kind) == key:
             context.log.debug(f"{path} already holds this value (same cache key); not rewritten")
             return
         self._write(obj, path)
 
-    def _write(self, obj, path: UPath) -> None:
+    def _write(self, obj, path: "UPath") -> None:
         raise NotImplementedError
 
     def get_metadata(self, context: OutputContext, obj) -> dict:
@@ -64,10 +62,10 @@ class ParquetIOManager(_KeyedIOManager):
     extension = ".parquet"
     kind = "parquet"
 
-    def _write(self, obj, path: UPath) -> None:
+    def _write(self, obj, path: "UPath") -> None:
         write_parquet(path, self._to_table(obj), key_of(obj))
 
-    def load_from_path(self, context: InputContext, path: UPath):
+    def load_from_path(self, context: InputContext, path: "UPath"):
         return read_parquet(path)
 
     @staticmethod
@@ -116,21 +114,24 @@ class KerasWeightsIOManager(_KeyedIOManager):
     extension = ".weights.h5"
     kind = "model"
 
-    def _write(self, obj, path: UPath) -> None:
+    def _write(self, obj, path: "UPath") -> None:
         from clustering_dag.core.trained import save_trained
 
         atomic_write(path, lambda tmp: save_trained(obj, tmp))
 
-    def load_from_path(self, context: InputContext, path: UPath):
+    def load_from_path(self, context: InputContext, path: "UPath"):
         return self._storage.load(path, "model")
 
 
 class ParquetIOManagerFactory(ConfigurableIOManagerFactory):
     """Parquet storage for array and table assets, under the shared :class:`AssetStorage`."""
 
+    # A nested resource: the top-level `asset_storage` itself, so its run config
+    # (`resources.asset_storage.config.base_path`) moves the cache of every IO manager at once.
+    # (Dagster reads this annotation at class creation: no `from __future__ import annotations` here.)
     storage: AssetStorage
 
-    def create_io_manager(self, context) -> ParquetIOManager:
+    def create_io_manager(self, context) -> "ParquetIOManager":
         return ParquetIOManager(base_path=self.storage.root())
 
 
@@ -139,5 +140,5 @@ class KerasWeightsIOManagerFactory(ConfigurableIOManagerFactory):
 
     storage: AssetStorage
 
-    def create_io_manager(self, context) -> KerasWeightsIOManager:
+    def create_io_manager(self, context) -> "KerasWeightsIOManager":
         return KerasWeightsIOManager(base_path=self.storage.root())

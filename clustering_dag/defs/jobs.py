@@ -11,6 +11,7 @@ from dagster import (
     schedule,
 )
 
+from clustering_dag.defs.executors import celery_executor
 from clustering_dag.defs.partitions import DATASET_KEYS, USER_DATASETS
 from clustering_dag.profiles import PROFILES, quick
 
@@ -56,6 +57,13 @@ parallel_quick_run = define_asset_job(
                 "in parallel.",
 )
 
+celery_run = define_asset_job(
+    "celery_run", selection=AssetSelection.all(), executor_def=celery_executor,
+    description="The whole graph with every step a Celery task: `trained_vae` on the `vae` queue (GPU "
+                "workers), the rest on the default queue. Needs a broker and workers: README, "
+                "'Scale-out'. Run config: clustering_dag/deploy/celery.yaml, plus a profile.",
+)
+
 
 @schedule(job=paper_run, cron_schedule="0 3 * * 1", execution_timezone="UTC",
           default_status=DefaultScheduleStatus.STOPPED)
@@ -70,5 +78,5 @@ def weekly_paper_run(context: ScheduleEvaluationContext):
                          run_config=PROFILES[spec.profile]() if spec and spec.profile else {})
 
 
-jobs = [paper_run, quick_run, parallel_quick_run]
+jobs = [paper_run, quick_run, parallel_quick_run, celery_run]
 schedules = [weekly_paper_run]

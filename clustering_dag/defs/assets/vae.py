@@ -29,6 +29,7 @@ from clustering_dag.defs.assets.common import (
     reuse,
     table_metadata,
 )
+from clustering_dag.defs.executors import QUEUE_TAG, VAE_QUEUE
 from clustering_dag.defs.partitions import dataset_partitions
 from clustering_dag.defs.resources import Accelerator
 from clustering_dag.defs.storage import AssetStorage, with_key
@@ -108,6 +109,8 @@ def build_vae_assets(variant: str) -> list:
         # One training at a time per pool slot: `dagster instance concurrency set vae_training 1`
         # keeps a single GPU from being shared by two runs.
         pool="vae_training",
+        # On the Celery executor, training goes to the `vae` queue: the one GPU workers serve.
+        op_tags={QUEUE_TAG: VAE_QUEUE},
         description=f"VAE trained as the '{variant}' variant: {VARIANTS[variant]}.",
         check_specs=[AssetCheckSpec(
             "latent_code_used", asset=AssetKey([variant, "trained_vae"]), blocking=True,

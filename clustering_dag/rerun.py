@@ -1,0 +1,43 @@
+"""Re-execute a failed run from failure, from the command line (the UI's "Re-execute from failure").
+
+    python -m clustering_dag.rerun RUN_ID
+
+Runs, in the instance of ``$DAGSTER_HOME``, the failed run's job again with its run config, tags
+and executor, but only the steps that failed or did not run: every step that had finished is
+reused (its output read back from the asset cache), not executed again. Prints the new run's id
+and status; exits 1 if it fails too.
+"""
+
+import argparse
+import sys
+
+
+def rerun_from_failure(run_id: str, instance, module: str = "clustering_dag.definitions"):
+    """Execute ``run_id``'s job from failure; the new run's :class:`~dagster.JobExecutionResult`."""
+    from dagster import ReexecutionOptions, execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    parent = instance.get_run_by_id(run_id)
+    if parent is None:
+        raise SystemExit(f"run {run_id!r} not found in this instance (DAGSTER_HOME); "
+                         "see `dagster run list` for the ids")
+    job = ReconstructableRepository.for_module(module, "defs").get_reconstructable_job(parent.job_name)
+    return execute_job(job, instance, run_config=parent.run_config, tags=parent.tags,
+                       reexecution_options=ReexecutionOptions.from_failure(run_id, instance))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_id")
+    args = parser.parse_args(argv)
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        result = rerun_from_failure(args.run_id, instance)
+        status = "SUCCESS" if result.success else "FAILURE"
+        sys.stdout.write(f"re-executed {args.run_id} from failure as {result.run_id}: {status}\n")
+    sys.exit(0 if result.success else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Servers the scale-out tests start on 127.0.0.1 from Debian's packages: PostgreSQL (Dagster's
+run and event storage) and Redis (the Celery broker). Tests that need one are skipped, never
+faked, when its package is absent; `.ci/run` installs both."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
+REDIS_SERVER = shutil.which("redis-server") or ("/usr/bin/redis-server"
+                                                if Path("/usr/bin/redis-server").is_file() else None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def as_postgres(*cmd: str) -> None:
+    user = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*user, *cmd], check=True, capture_output=True, timeout=120)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server of its own; yields its SQLAlchemy URL (database ``postgres``)."""
+    if PG_BIN is None or (os.geteuid() == 0 and not shutil.which("runuser")):
+        pytest.skip("needs Debian's postgresql package (apt-get install postgresql)")
+    # Not under pytest's tmp folder: the postgres user must be able to reach it.
+    folder = Path(tempfile.mkdtemp(prefix="clustering_dag_pg_"))
+    data, sockets = folder / "data", folder / "sockets"
+    data.mkdir()
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        pg = pwd.getpwnam("postgres")
+        for path in (folder, data, sockets):
+            os.chown(path, pg.pw_uid, pg.pw_gid)
+    port = free_port()
+    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "--auth=trust", "-U", "postgres")
+    as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-w", "-l", str(folder / "log"),
+                "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "fast", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A Redis server of its own, nothing persisted; yields its URL (``redis://127.0.0.1:<port>``)."""
+    if REDIS_SERVER is None:
+        pytest.skip("needs Debian's redis-server package (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def postgres_dagster_home(folder: Path, postgres_url: str) -> Path:
+    """A DAGSTER_HOME whose runs, events and schedules live in PostgreSQL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: {postgres_url}\n")
+    return folder
