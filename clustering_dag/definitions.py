@@ -18,6 +18,8 @@ from clustering_dag.defs.storage import AssetStorage
 all_assets = map_asset_specs(follow_upstream, [
     raw_dataset, noisy_test_set, original_representation, *vae_assets, *cluster_assets, *figure_assets])
 
+# One storage resource, configured at launch, that the IO managers depend on (not copies of it):
+# `resources.asset_storage.config.base_path` in run config moves the whole cache at once.
 asset_storage = AssetStorage.configure_at_launch()
 
 resources = {

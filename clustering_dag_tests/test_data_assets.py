@@ -55,3 +55,17 @@ def test_missing_data_fails_clearly_and_caches_nothing(tmp_path, cache_dir, monk
 def test_unknown_dataset_is_an_error():
     with pytest.raises(DataError, match="unknown dataset 'cifar'"):
         DatasetSource().load("cifar")
+
+
+def test_asset_storage_run_config_moves_every_io_manager(env_data_dir, cache_dir, tmp_path):
+    """`resources.asset_storage.config.base_path` (what the README and the Celery workers use) is
+    where the IO managers write, not only what steps that take the resource see."""
+    elsewhere = tmp_path / "elsewhere"
+    result = materialize(
+        [raw_dataset, noisy_test_set], partition_key="mnist", resources=resources,
+        run_config={"ops": {"raw_dataset": {"config": {"train_rows": 100, "test_rows": 50}}},
+                    "resources": {"asset_storage": {"config": {"base_path": str(elsewhere)}}}})
+    assert result.success
+    assert sorted(p.relative_to(elsewhere).as_posix() for p in elsewhere.rglob("*.parquet")) == [
+        "noisy_test_set/mnist.parquet", "raw_dataset/mnist.parquet"]
+    assert not cache_dir.exists()
