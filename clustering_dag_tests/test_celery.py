@@ -71,7 +71,7 @@ class CeleryCluster:
              "-y", str(self.folder / "celery.yaml"), "-q", queue, "-n", name, "--", "--concurrency=1"],
             cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_for_workers(self, *names: str, seconds: float = 120) -> None:
+    def wait_for_workers(self, *names: str, seconds: float = 300) -> None:
         from dagster_celery.make_app import make_app
 
         app = make_app({"broker": f"{self.broker}/0", "backend": f"{self.broker}/1"})
@@ -114,6 +114,10 @@ def cluster(tmp_path, data_dir, postgres_url):
         cursor.execute(f'CREATE DATABASE "{database}"')
     conn.close()
     home = postgres_dagster_home(tmp_path / "home", postgres_url.rsplit("/", 1)[0] + f"/{database}")
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:  # tables made once, before the workers
+        instance.get_runs(limit=1)
     env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("CLUSTERING_DAG_CACHE_DIR", None)  # the run config names the cache every worker uses
