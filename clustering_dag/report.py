@@ -9,7 +9,7 @@ import sys
 from upath import UPath
 
 from clustering_dag.core.paper import PAPER_TABLE, describe_settings
-from clustering_dag.core.variants import REPRESENTATIONS, VARIANTS
+from clustering_dag.core.variants import SPACES, VARIANTS
 from clustering_dag.defs.partitions import DATASET_KEYS
 from clustering_dag.defs.storage import read_parquet
 from clustering_dag.settings import cache_root
@@ -36,13 +36,14 @@ def report(root: UPath) -> str:
                       f"| representation | DBI ↓{paper_note} | SS ↑{paper_note} | CHS ↑{paper_note} "
                       "| accuracy | NMI | ARI |",
                       "|---|---|---|---|---|---|---|"]
-            for rep in REPRESENTATIONS:
+            for rep in (r for r in SPACES if r in metrics.index):
                 row, paper = metrics.loc[rep], (shown or {}).get(rep)
                 cells = [f"{row[m]:.3f} ({paper[i]:.3f})" if paper else f"{row[m]:.3f}"
                          for i, m in enumerate(("dbi", "silhouette", "chs"))]
                 cells[2] = f"{row['chs']:.1f} ({paper[2]:.1f})" if paper else f"{row['chs']:.1f}"
                 labelled = [f"{row[m]:.3f}" if m in row else "–" for m in ("accuracy", "nmi", "ari")]
-                lines.append(f"| {rep} | " + " | ".join(cells + labelled) + " |")
+                name = f"{rep} (UMAP of latent, GMM)" if rep == "manifold" else rep
+                lines.append(f"| {name} | " + " | ".join(cells + labelled) + " |")
     return "\n".join(lines)
 
 

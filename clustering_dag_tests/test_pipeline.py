@@ -38,9 +38,10 @@ def test_metrics_table_and_checks(quick_run):
     result, _ = quick_run
     for variant in ("paper", "elbo"):
         table = result.output_for_node(f"{variant}__clustering_metrics")
-        assert table["representation"].tolist() == ["original", "reconstructed", "latent"]
+        assert table["representation"].tolist() == ["original", "reconstructed", "latent", "manifold"]
         assert table[["dbi", "silhouette", "chs", "accuracy", "nmi", "ari", "purity"]].notna().all().all()
-        assert (table["dim"] == [784, 784, 10]).all()
+        assert (table["dim"] == [784, 784, 10, 10]).all()
+        assert table["train_rows"].tolist() == [10_000, 10_000, 10_000, 2000]  # UMAP's fit sample
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
                   if e.asset_key == AssetKey([variant, "clustering_metrics"])}
         assert checks["metrics_finite"] and checks["clusters_non_empty"]

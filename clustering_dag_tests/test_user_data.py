@@ -325,12 +325,12 @@ def test_whole_graph_runs_on_a_labelled_table_and_on_unlabelled_images(tmp_path,
     for variant in ("paper", "elbo"):
         wine_metrics = pd.read_parquet(cache / variant / "clustering_metrics" / "wine.parquet")
         digit_metrics = pd.read_parquet(cache / variant / "clustering_metrics" / "digits.parquet")
-        assert list(wine_metrics["representation"]) == ["original", "reconstructed", "latent"]
-        assert wine_metrics["n_clusters_used"].tolist() == [3, 3, 3]  # the label classes
+        assert list(wine_metrics["representation"]) == ["original", "reconstructed", "latent", "manifold"]
+        assert wine_metrics["n_clusters_used"].tolist() == [3, 3, 3, 3]  # the label classes
         assert np.isfinite(wine_metrics[["dbi", "silhouette", "chs", "accuracy"]].to_numpy()).all()
         assert wine_metrics.loc[0, "accuracy"] > 0.6  # k-means on scaled wine features
         assert "accuracy" not in digit_metrics and "nmi" not in digit_metrics
-        assert digit_metrics["n_clusters_used"].tolist() == [10, 10, 10]
+        assert digit_metrics["n_clusters_used"].tolist() == [10, 10, 10, 10]
         assignments = pd.read_parquet(cache / variant / "cluster_assignments" / "digits.parquet")
         assert "label" not in assignments and len(assignments) == round(0.2 * len(digits[0]))
         for partition, likelihood in (("wine", "gaussian"), ("digits", "bernoulli")):

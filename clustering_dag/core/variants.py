@@ -66,6 +66,9 @@ class VAEConfig:
 
 # The spaces the pipeline clusters: the (noisy) input itself, and the VAE's reconstruction and code.
 REPRESENTATIONS = ("original", "reconstructed", "latent")
+# Every space clustered and scored: the paper's three, and the manifold stage (N2D: UMAP of the
+# latent code, clusters by a Gaussian mixture), which the paper did not have.
+SPACES = (*REPRESENTATIONS, "manifold")
 
 VARIANTS: dict[str, dict] = {
     "paper": dict(beta=0.0, likelihood="clipped_bce", code="sample", train_on_noisy=True),

@@ -15,7 +15,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from clustering_dag.core.variants import REPRESENTATIONS, VARIANTS
+from clustering_dag.core.variants import REPRESENTATIONS, SPACES, VARIANTS
 from clustering_dag.defs.assets.common import compute_or_reuse, keyed_output, table_metadata
 from clustering_dag.defs.partitions import dataset_partitions
 from clustering_dag.defs.storage import AssetStorage
@@ -32,6 +32,12 @@ class ClusteringConfig(Config):
     n_init: int = Field(default=10, ge=1)
     max_iter: int = Field(default=500, ge=1)
     seed: int = 1234
+
+
+class MixtureConfig(ClusteringConfig):
+    """The manifold stage's clusters: a (diagonal) Gaussian mixture by default, as in N2D."""
+
+    method: str = Field(default="gmm", pattern="^(kmeans|gmm)$")
 
 
 class MetricsConfig(Config):
@@ -56,7 +62,7 @@ def kmeans_key(variant: str, rep: str) -> AssetKey:
     return AssetKey("kmeans_original") if rep == "original" else AssetKey([variant, f"kmeans_{rep}"])
 
 
-def build_kmeans_asset(key: AssetKey, rep_key: AssetKey, group: str):
+def build_kmeans_asset(key: AssetKey, rep_key: AssetKey, group: str, settings: type = ClusteringConfig):
     @asset_from_source(
         key=key,
         partitions_def=dataset_partitions,
@@ -67,7 +73,7 @@ def build_kmeans_asset(key: AssetKey, rep_key: AssetKey, group: str):
         description=f"Clusters fitted on the training split of {rep_key.to_user_string()}; "
                     "stored as centroids (no pickle).",
     )
-    def kmeans(context: AssetExecutionContext, config: ClusteringConfig, representation,
+    def kmeans(context: AssetExecutionContext, config: settings, representation,
                asset_storage: AssetStorage) -> Output:
         from clustering_dag.core.clustering import ClusterConfig, ClusterModel, fit_clusters
 
@@ -135,16 +141,18 @@ def build_cluster_assets(variant: str) -> list:
     group = f"clustering_{variant}"
     rep_ins = {f"{rep}_representation": AssetIn(representation_key(variant, rep)) for rep in REPRESENTATIONS}
     km_ins = {f"kmeans_{rep}": AssetIn(kmeans_key(variant, rep)) for rep in REPRESENTATIONS}
+    space_ins = {**rep_ins, "manifold_representation": AssetIn(representation_key(variant, "manifold"))}
+    space_km_ins = {**km_ins, "kmeans_manifold": AssetIn(kmeans_key(variant, "manifold"))}
     metrics_key = AssetKey([variant, "clustering_metrics"])
 
     @asset_from_source(
         key=AssetKey([variant, "cluster_assignments"]),
         partitions_def=dataset_partitions,
-        ins={**rep_ins, **km_ins},
+        ins={**space_ins, **space_km_ins},
         io_manager_key="parquet_io_manager",
         group_name=group,
         kinds={"parquet"},
-        description="Cluster of each noisy test point in each representation (predicted from centroids).",
+        description="Cluster of each noisy test point in each space (predicted from the fitted models).",
     )
     def cluster_assignments(context: AssetExecutionContext, asset_storage: AssetStorage,
                             **inputs) -> Output:
@@ -159,7 +167,7 @@ def build_cluster_assets(variant: str) -> list:
             frame = pd.DataFrame({"row": np.arange(len(inputs["original_representation"].test_x))})
             if test_y is not None:
                 frame["label"] = test_y
-            for rep in REPRESENTATIONS:
+            for rep in SPACES:
                 model = ClusterModel.from_frame(inputs[f"kmeans_{rep}"])
                 frame[rep] = model.predict(inputs[f"{rep}_representation"].test_x)
             return frame
@@ -167,7 +175,7 @@ def build_cluster_assets(variant: str) -> list:
         frame, reused = compute_or_reuse(context, asset_storage, predict,
                                          inputs=[inputs[k] for k in sorted(inputs)])
         k = len(inputs["kmeans_latent"])
-        sizes = {rep: np.bincount(frame[rep], minlength=k).tolist() for rep in REPRESENTATIONS}
+        sizes = {rep: np.bincount(frame[rep], minlength=k).tolist() for rep in SPACES}
         used = {rep: sum(1 for n in counts if n) for rep, counts in sizes.items()}
         for rep, n in used.items():
             if n < k:
@@ -181,7 +189,7 @@ def build_cluster_assets(variant: str) -> list:
     @asset_from_source(
         key=metrics_key,
         partitions_def=dataset_partitions,
-        ins={"cluster_assignments": AssetIn(AssetKey([variant, "cluster_assignments"])), **rep_ins,
+        ins={"cluster_assignments": AssetIn(AssetKey([variant, "cluster_assignments"])), **space_ins,
              "kmeans_latent": km_ins["kmeans_latent"]},
         io_manager_key="parquet_io_manager",
         group_name=group,
@@ -208,7 +216,7 @@ def build_cluster_assets(variant: str) -> list:
             k = len(inputs["kmeans_latent"])
             labels = cluster_assignments["label"].to_numpy() if "label" in cluster_assignments else None
             rows = []
-            for rep in REPRESENTATIONS:
+            for rep in SPACES:
                 x = inputs[f"{rep}_representation"].test_x
                 clusters = cluster_assignments[rep].to_numpy()
                 data = inputs[f"{rep}_representation"]
@@ -289,8 +297,9 @@ def build_cluster_assets(variant: str) -> list:
             "ranking_matches_paper": summary.get("ranking_matches_paper", "n/a (no paper numbers)"),
         })
 
-    kmeans_defs = [build_kmeans_asset(kmeans_key(variant, rep), representation_key(variant, rep), group)
-                   for rep in REPRESENTATIONS if rep != "original"]
+    kmeans_defs = [build_kmeans_asset(kmeans_key(variant, rep), representation_key(variant, rep), group,
+                                      MixtureConfig if rep == "manifold" else ClusteringConfig)
+                   for rep in SPACES if rep != "original"]
     return [*kmeans_defs, cluster_assignments, clustering_metrics, paper_comparison]
 
 
