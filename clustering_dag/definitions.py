@@ -10,6 +10,7 @@ from clustering_dag.defs.assets.clustering import cluster_assets
 from clustering_dag.defs.assets.datasets import noisy_test_set, raw_dataset
 from clustering_dag.defs.assets.figures import figure_assets
 from clustering_dag.defs.assets.manifold import manifold_assets
+from clustering_dag.defs.assets.seeds import seed_assets
 from clustering_dag.defs.assets.vae import original_representation, vae_assets
 from clustering_dag.defs.io_managers import KerasWeightsIOManagerFactory, ParquetIOManagerFactory
 from clustering_dag.defs.jobs import follow_upstream, jobs, schedules
@@ -18,7 +19,7 @@ from clustering_dag.defs.storage import AssetStorage
 
 all_assets = map_asset_specs(follow_upstream, [
     raw_dataset, noisy_test_set, original_representation, *vae_assets, *manifold_assets, *cluster_assets,
-    *figure_assets])
+    *seed_assets, *figure_assets])
 
 # One storage resource, configured at launch, that the IO managers depend on (not copies of it):
 # `resources.asset_storage.config.base_path` in run config moves the whole cache at once.

@@ -181,9 +181,10 @@ def test_celery_workers_run_the_graph_vae_steps_on_their_queue(cluster, quick_gr
     run, records = run_events(cluster.home)
     assert run.is_success
     where = workers_of(records)
-    assert set(where) == steps(records, "STEP_SUCCESS") and len(where) == 37
-    assert {s for s, w in where.items() if w == VAE_WORKER} == {"paper__trained_vae", "elbo__trained_vae"}
-    assert {w for s, w in where.items() if not s.endswith("trained_vae")} == {DEFAULT_WORKER}
+    assert set(where) == steps(records, "STEP_SUCCESS") and len(where) == 41
+    training = {f"{v}__{a}" for v in ("paper", "elbo") for a in ("trained_vae", "seed_spread")}
+    assert {s for s, w in where.items() if w == VAE_WORKER} == training
+    assert {w for s, w in where.items() if s not in training} == {DEFAULT_WORKER}
     # The same assets as the in-process run of the same settings: equal cache keys, every one.
     assert data_versions(records) == in_process_versions(quick_graph)
     assert (cluster.cache / "paper" / "paper_comparison" / "mnist.parquet").is_file()

@@ -18,12 +18,14 @@ from clustering_dag.defs.versioning import PACKAGE_DIR, SourceVersions
 GRAPH = defs.resolve_asset_graph()
 VAE_USERS = {f"{v}/{a}" for v in ("paper", "elbo") for a in (
     "trained_vae", "reconstructed_representation", "latent_representation", "tsne_embeddings",
-    "figure_latent_centroids")}
-METRICS_USERS = {f"{v}/{a}" for v in ("paper", "elbo") for a in ("clustering_metrics", "paper_comparison")}
+    "figure_latent_centroids", "seed_spread")}
+METRICS_USERS = {f"{v}/{a}" for v in ("paper", "elbo")
+                 for a in ("clustering_metrics", "seed_spread", "paper_comparison")}
 
 
 RUNS = {"raw_dataset": (DatasetSource.load, DatasetSource.fingerprint),
-        "paper/trained_vae": (Accelerator.select,), "elbo/trained_vae": (Accelerator.select,)}
+        **{f"{v}/{a}": (Accelerator.select,)
+           for v in ("paper", "elbo") for a in ("trained_vae", "seed_spread")}}
 
 
 def versions(sources: dict | None = None) -> dict[str, str]:

@@ -73,7 +73,8 @@ def test_kmeans_change_recomputes_only_clustering_and_below(cache_copy):
     recomputed = {k for k, v in reused.items() if not v}
     assert recomputed == downstream_of("paper/kmeans_latent")
     assert recomputed == {"paper/kmeans_latent", "paper/cluster_assignments", "paper/clustering_metrics",
-                          "paper/paper_comparison", "paper/figure_latent_centroids"}
+                          "paper/seed_spread", "paper/paper_comparison", "paper/figure_latent_centroids",
+                          "paper/figure_manifold"}
     assert reused["paper/trained_vae"] and reused["paper/latent_representation"]
 
 

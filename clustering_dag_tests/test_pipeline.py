@@ -52,7 +52,10 @@ def test_metrics_table_and_checks(quick_run):
         assert types["n_clusters_used"] == "int"
         assert [r.data["dbi"] for r in shown.records] == [round(v, 3) for v in table["dbi"]]
         comparison = result.output_for_node(f"{variant}__paper_comparison")
-        assert len(comparison) == 9 and comparison["paper"].notna().all()
+        assert len(comparison) == 12 and (comparison["n_seeds"] == 1).all()  # 4 spaces x 3 metrics
+        assert comparison["paper"].isna().tolist() == [False] * 9 + [True] * 3  # the paper had no manifold
+        spread = result.output_for_node(f"{variant}__seed_spread")  # no extra seeds: the table itself
+        assert spread.drop(columns=["seed", "vae_seconds", "active_latent_dims"]).equals(table)
         # The quick profile is not the paper's run: its numbers are marked, not compared.
         assert (comparison["profile"] == "quick").all() and (comparison["epochs"] == 10).all()
         assert not comparison["comparable"].any() and comparison["relative_diff"].isna().all()
@@ -63,7 +66,8 @@ def test_metrics_table_and_checks(quick_run):
 
 def test_figures_written_and_inline(quick_run):
     result, cache = quick_run
-    names = ["reconstructions", "tsne", "tsne_2d", "voronoi", "latent_centroids", "loss_curve", "k_sweep"]
+    names = ["reconstructions", "tsne", "tsne_2d", "manifold", "manifold_2d", "voronoi", "latent_centroids",
+             "loss_curve", "k_sweep"]
     for variant in ("paper", "elbo"):
         for name in names:
             png = cache / "figures" / variant / name / "mnist.png"
@@ -83,6 +87,7 @@ def test_report_prints_both_variants(quick_run):
     assert "**mnist, variant `paper`**" in text and "**mnist, variant `elbo`**" in text
     assert text.count("| latent |") == 2
     assert text.count("profile `quick`: 10,000 train / 1,000 test rows, 10 epochs; not the paper's") == 2
+    assert text.count("| manifold (UMAP of latent, GMM) | 10 |") == 2 and text.count("; one seed") == 2
     assert "(1.557)" not in text and "(paper)" not in text  # no comparison with the paper's numbers
 
 

@@ -1,12 +1,13 @@
 """Clustering of a representation: k-means (the paper's) or a Gaussian mixture.
 
-A fitted model is kept as plain arrays (centroids, or means/covariances/weights), never as a
-pickled estimator; predictions are rebuilt from those arrays.
+A fitted model is kept as plain arrays (centroids, or means/covariances/weights) with the config
+that fitted it, never as a pickled estimator; predictions are rebuilt from those arrays.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,38 +25,47 @@ class ClusterConfig:
     n_init: int = 10
     max_iter: int = 500
     seed: int = 1234
-    covariance_type: str = "diag"  # for gmm
+    covariance_type: str = "diag"  # for gmm: "diag" or "full"
 
     def __post_init__(self):
         if self.method not in ("kmeans", "gmm"):
             raise ValueError(f"method must be 'kmeans' or 'gmm', got {self.method!r}")
+        if self.covariance_type not in ("diag", "full"):
+            raise ValueError(f"covariance_type must be 'diag' or 'full', got {self.covariance_type!r}")
         if self.n_clusters < 2 or self.n_init < 1 or self.max_iter < 1:
             raise ValueError("n_clusters must be >= 2, n_init and max_iter >= 1")
 
 
 @dataclass
 class ClusterModel:
-    """A fitted clustering: ``centers`` (k x d), plus GMM parameters when ``method == 'gmm'``."""
+    """A fitted clustering: ``centers`` (k x d), plus GMM parameters when ``method == 'gmm'``
+    (``covariances``: variances k x d for a diagonal mixture, k x d x d for a full one), and the
+    ``config`` that fitted it."""
 
     method: str
     centers: np.ndarray
-    covariances: np.ndarray | None = None  # diagonal variances (k x d) for gmm
+    covariances: np.ndarray | None = None
     weights: np.ndarray | None = None
     inertia: float = float("nan")
     n_iter: int = 0
+    config: ClusterConfig | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         if x.shape[1] != self.centers.shape[1]:
             raise DataError(f"points have {x.shape[1]} features, the model {self.centers.shape[1]}")
         if self.method == "kmeans":
             return pairwise_distances_argmin(x, self.centers).astype(np.int64)
-        # Diagonal Gaussian mixture: argmax_k log w_k + log N(x | mu_k, diag(var_k)).
-        var = self.covariances
-        log_prob = -0.5 * (
-            ((x[:, None, :] - self.centers[None]) ** 2 / var[None]).sum(-1)
-            + np.log(2 * np.pi * var).sum(-1)[None]
-        ) + np.log(self.weights)[None]
-        return log_prob.argmax(1).astype(np.int64)
+        # argmax_k log w_k + log N(x | mu_k, Sigma_k), the constant dropped.
+        log_prob = np.empty((len(x), len(self.centers)))
+        for k, (mu, cov) in enumerate(zip(self.centers, self.covariances)):
+            diff = x - mu
+            if cov.ndim == 1:  # diagonal
+                log_prob[:, k] = -0.5 * ((diff ** 2 / cov).sum(1) + np.log(cov).sum())
+            else:  # full: through the Cholesky factor, log|Sigma| = 2 sum log diag(L)
+                chol = np.linalg.cholesky(cov)
+                solved = np.linalg.solve(chol, diff.T)
+                log_prob[:, k] = -0.5 * ((solved ** 2).sum(0) + 2 * np.log(np.diag(chol)).sum())
+        return (log_prob + np.log(self.weights)).argmax(1).astype(np.int64)
 
     def to_frame(self) -> pd.DataFrame:
         k = len(self.centers)
@@ -65,9 +75,10 @@ class ClusterModel:
             "center": list(self.centers.astype(np.float64)),
             "inertia": self.inertia,
             "n_iter": self.n_iter,
+            "config": json.dumps(asdict(self.config)) if self.config else "",
         })
-        if self.method == "gmm":
-            frame["variance"] = list(self.covariances.astype(np.float64))
+        if self.method == "gmm":  # a full covariance is stored flattened, d x d
+            frame["variance"] = list(self.covariances.reshape(k, -1).astype(np.float64))
             frame["weight"] = self.weights
         return frame
 
@@ -75,14 +86,22 @@ class ClusterModel:
     def from_frame(cls, frame: pd.DataFrame) -> ClusterModel:
         frame = frame.sort_values("cluster")
         method = str(frame["method"].iloc[0])
-        gmm = method == "gmm"
+        centers = np.stack(frame["center"].to_numpy()).astype(np.float64)
+        covariances = None
+        if method == "gmm":
+            covariances = np.stack(frame["variance"].to_numpy()).astype(np.float64)
+            k, d = centers.shape
+            if covariances.shape[1] == d * d and d > 1:
+                covariances = covariances.reshape(k, d, d)
+        stored = frame["config"].iloc[0] if "config" in frame else ""
         return cls(
             method=method,
-            centers=np.stack(frame["center"].to_numpy()).astype(np.float64),
-            covariances=np.stack(frame["variance"].to_numpy()) if gmm else None,
-            weights=frame["weight"].to_numpy(np.float64) if gmm else None,
+            centers=centers,
+            covariances=covariances,
+            weights=frame["weight"].to_numpy(np.float64) if method == "gmm" else None,
             inertia=float(frame["inertia"].iloc[0]),
             n_iter=int(frame["n_iter"].iloc[0]),
+            config=ClusterConfig(**json.loads(stored)) if stored else None,
         )
 
 
@@ -95,9 +114,9 @@ def fit_clusters(x: np.ndarray, config: ClusterConfig) -> ClusterModel:
         km = KMeans(n_clusters=config.n_clusters, init="k-means++", n_init=config.n_init,
                     max_iter=config.max_iter, random_state=config.seed).fit(x)
         return ClusterModel("kmeans", km.cluster_centers_.astype(np.float64),
-                            inertia=float(km.inertia_), n_iter=int(km.n_iter_))
-    gm = GaussianMixture(n_components=config.n_clusters, covariance_type="diag",
+                            inertia=float(km.inertia_), n_iter=int(km.n_iter_), config=config)
+    gm = GaussianMixture(n_components=config.n_clusters, covariance_type=config.covariance_type,
                          n_init=config.n_init, max_iter=config.max_iter,
                          random_state=config.seed, reg_covar=1e-4).fit(x)
     return ClusterModel("gmm", gm.means_, covariances=gm.covariances_, weights=gm.weights_,
-                        inertia=float(-gm.lower_bound_), n_iter=int(gm.n_iter_))
+                        inertia=float(-gm.lower_bound_), n_iter=int(gm.n_iter_), config=config)

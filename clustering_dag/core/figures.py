@@ -82,30 +82,34 @@ def tsne_embeddings(spaces: dict[str, np.ndarray], perplexity: float = 50.0, n_c
     return out
 
 
-def tsne_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, three_d: bool,
-                note: str = "") -> Figure:
-    """Points coloured by true label; all one colour when the dataset has no labels (-1). ``note``
-    (e.g. how many points of how many) goes into every panel's title."""
-    labelled = labels is not None and (np.asarray(labels) >= 0).any()
-    n_classes = int(np.max(labels)) + 1 if labelled else 0
-    colours = dict(color="C0")
-    if labelled:  # one tab10 colour per class while there are at most 10
-        colours = dict(c=labels, cmap="tab10" if n_classes <= 10 else "viridis",
-                       vmin=-0.5, vmax=max(n_classes, 10) - 0.5)
+def tsne_figure(embeddings: dict[str, np.ndarray], labels, three_d: bool, note: str = "",
+                method: str = "t-SNE") -> Figure:
+    """Points of an embedding (``method``: t-SNE, UMAP) coloured by true label; all one colour when
+    the dataset has no labels (-1). ``labels`` is one array for every panel or a dict of arrays
+    by panel name (e.g. true labels beside cluster numbers). ``note`` (e.g. how many points of how
+    many) goes into every panel's title."""
+    colours_of = labels if isinstance(labels, dict) else {name: labels for name in embeddings}
     size = 1 if len(next(iter(embeddings.values()))) > 2000 else 8
     n = len(embeddings)
     fig = plt.figure(figsize=(4.2 * n, 4.0))
     for i, (name, emb) in enumerate(embeddings.items(), start=1):
+        values = colours_of[name]
+        labelled = values is not None and (np.asarray(values) >= 0).any()
+        n_classes = int(np.max(values)) + 1 if labelled else 0
+        colours = dict(color="C0")
+        if labelled:  # one tab10 colour per class while there are at most 10
+            colours = dict(c=values, cmap="tab10" if n_classes <= 10 else "viridis",
+                           vmin=-0.5, vmax=max(n_classes, 10) - 0.5)
         if three_d and emb.shape[1] >= 3:
             ax = fig.add_subplot(1, n, i, projection="3d")
             ax.scatter(emb[:, 0], emb[:, 1], emb[:, 2], s=size, **colours)
         else:
             ax = fig.add_subplot(1, n, i)
             sc = ax.scatter(emb[:, 0], emb[:, 1], s=size, **colours)
-        ax.set_title(f"{name} (t-SNE {'3-D' if three_d else 'components 0-1'})"
+            if labelled and not isinstance(labels, dict) and i == n:
+                fig.colorbar(sc, ax=fig.axes, ticks=range(n_classes), label="true label", shrink=0.8)
+        ax.set_title(f"{name} ({method} {'3-D' if three_d else 'components 0-1'})"
                      + (f"\n{note}" if note else ""), fontsize=9)
-    if not three_d and labelled:
-        fig.colorbar(sc, ax=fig.axes, ticks=range(n_classes), label="true label", shrink=0.8)
     return fig
 
 

@@ -10,7 +10,7 @@ stage's value is the embedding of the fit sample and of every test row, as array
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -60,4 +60,4 @@ def embed(codes: Splits, config: ManifoldConfig) -> Splits:
     kept = {k: v for k, v in codes.meta.items() if k != "cache_key"}
     return Splits(train, train_y, test, codes.test_y,
                   meta={**kept, "representation": "manifold", "fit_rows": int(len(rows)),
-                        "of_train_rows": int(n)})
+                        "of_train_rows": int(n), "umap": asdict(config)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from clustering_dag.core.metrics import INTERNAL
-from clustering_dag.core.variants import REPRESENTATIONS
+from clustering_dag.core.variants import REPRESENTATIONS, SPACES
 
 # Agarap & Azcarraga (2019), Tables 1-2: (DBI, Silhouette, Calinski-Harabasz).
 PAPER_TABLE = {
@@ -75,24 +75,25 @@ def compare_with_paper(ours: pd.DataFrame, dataset: str, settings: dict) -> pd.D
 
     ``ours`` has columns representation, dbi, silhouette, chs, one row per seed; ``settings`` what
     the run used (keys of :data:`PAPER_SETTINGS`, plus ``profile``). Returns one row per
-    representation and metric: ours_mean, ours_sd, n_seeds, the settings (profile, train_rows,
-    test_rows, epochs), and for the paper's datasets the paper's value, whether the run is
+    representation (the paper's three, then any other space ``ours`` has) and metric: ours_mean,
+    ours_sd, n_seeds, the settings (profile, train_rows, test_rows, epochs), and for the paper's
+    datasets the paper's value (NaN for a space the paper did not have), whether the run is
     ``comparable`` (at the paper's settings) and, only then, the relative difference.
     """
     comparable = not settings_differences(settings)
+    spaces = [s for s in SPACES if s in set(ours["representation"])]
     grouped = ours.groupby("representation")[list(INTERNAL)]
-    mean = grouped.mean().reindex(list(REPRESENTATIONS))
-    sd = grouped.std(ddof=1).reindex(list(REPRESENTATIONS))
-    n = grouped.size().reindex(list(REPRESENTATIONS))
+    mean, sd, n = grouped.mean(), grouped.std(ddof=1), grouped.size()
     paper = paper_frame(dataset)
     rows = []
-    for rep in REPRESENTATIONS:
+    for rep in spaces:
         for metric in INTERNAL:
             row = {"representation": rep, "metric": metric, "ours_mean": mean.loc[rep, metric],
                    "ours_sd": sd.loc[rep, metric], "n_seeds": int(n.loc[rep]),
                    **{k: settings.get(k) for k in ("profile", "train_rows", "test_rows", "epochs")}}
             if paper is not None:
-                theirs = float(paper.set_index("representation").loc[rep, metric])
+                known = paper.set_index("representation")[metric]
+                theirs = float(known[rep]) if rep in known else float("nan")
                 row["paper"] = theirs
                 row["comparable"] = comparable
                 row["relative_diff"] = ((row["ours_mean"] - theirs) / abs(theirs) if comparable
@@ -105,8 +106,9 @@ def ranking_summary(comparison: pd.DataFrame) -> dict:
     """Which representation is best on each metric, for us and the paper, and whether the
     paper's ranking (latent best on all three) holds: ``ranking_matches_paper`` is True or False
     for a run at the paper's settings, and the string "not comparable" otherwise."""
-    def wide(column: str) -> pd.DataFrame:
-        return comparison.pivot(index="representation", columns="metric", values=column).reset_index()
+    def wide(column: str) -> pd.DataFrame:  # the paper's three representations
+        table = comparison.pivot(index="representation", columns="metric", values=column)
+        return table.loc[list(REPRESENTATIONS)].reset_index()
 
     ours = wide("ours_mean")
     summary = {

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from clustering_dag.core.arrays import Splits
 from clustering_dag.core.tf_env import keras, tf, tfd
 from clustering_dag.core.trained import TrainedVAE
 from clustering_dag.core.variants import VARIANTS, VAEConfig, variant_config
@@ -214,6 +215,21 @@ def represent(trained: TrainedVAE, x: np.ndarray, seed: int | None = None,
     return np.concatenate(codes).astype(np.float32), np.concatenate(recons).astype(np.float32)
 
 
+def representations(trained: TrainedVAE, raw: Splits, noisy: Splits) -> tuple[Splits, Splits]:
+    """The VAE's two representations of a dataset, (reconstructed, latent): of the training images
+    it was trained on (noisy or clean, per its config) and of the noisy test images, with the
+    test code sampled under another seed than the training code."""
+    cfg = trained.config
+    train_in = noisy.train_x if cfg.train_on_noisy else raw.train_x
+    z_train, r_train = represent(trained, train_in, seed=cfg.seed)
+    z_test, r_test = represent(trained, noisy.test_x, seed=cfg.seed + 1)
+    for name, arr in (("latent code", z_test), ("reconstruction", r_test)):
+        if not np.isfinite(arr).all():
+            raise FloatingPointError(f"the {name} of the test set has NaN/Inf values")
+    return (noisy.with_x(r_train, r_test, representation="reconstructed"),
+            noisy.with_x(z_train, z_test, representation="latent"))
+
+
 def decode(trained: TrainedVAE, z: np.ndarray) -> np.ndarray:
     """E[x|z] (pixel probabilities, for the Bernoulli likelihoods) for latent codes ``z``."""
     model = trained.model
@@ -229,4 +245,4 @@ def build_with_weights(config: VAEConfig, path: str) -> VAE:
 
 
 __all__ = ["VAEConfig", "VARIANTS", "variant_config", "VAE", "TrainedVAE", "train_vae",
-           "represent", "decode", "build_with_weights", "loss_terms", "latent_activity"]
+           "represent", "representations", "decode", "build_with_weights", "loss_terms", "latent_activity"]

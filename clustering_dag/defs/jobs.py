@@ -13,7 +13,7 @@ from dagster import (
 
 from clustering_dag.defs.executors import celery_executor
 from clustering_dag.defs.partitions import DATASET_KEYS, USER_DATASETS
-from clustering_dag.profiles import PROFILES, quick
+from clustering_dag.profiles import PROFILES, quick, seeds
 
 
 def follows_data_changes() -> AutomationCondition:
@@ -40,6 +40,11 @@ def follow_upstream(spec):
 paper_run = define_asset_job(
     "paper_run", selection=AssetSelection.all(),
     description="The whole graph at the paper's settings (profile 'full').",
+)
+seeds_run = define_asset_job(
+    "seeds_run", selection=AssetSelection.all(), config=seeds(),
+    description="The whole graph at the paper's settings, each variant's chain (VAE, UMAP, clusters) "
+                "repeated under two more seeds: mean ± sd in seed_spread (profile 'seeds').",
 )
 quick_run = define_asset_job(
     "quick_run", selection=AssetSelection.all(), config=quick(),
@@ -78,5 +83,5 @@ def weekly_paper_run(context: ScheduleEvaluationContext):
                          run_config=PROFILES[spec.profile]() if spec and spec.profile else {})
 
 
-jobs = [paper_run, quick_run, parallel_quick_run, celery_run]
+jobs = [paper_run, seeds_run, quick_run, parallel_quick_run, celery_run]
 schedules = [weekly_paper_run]

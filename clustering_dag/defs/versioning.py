@@ -38,7 +38,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 LIBRARIES = {
     "numpy": "numpy", "scipy": "scipy", "pandas": "pandas", "pyarrow": "pyarrow", "h5py": "h5py",
     "sklearn": "scikit-learn", "matplotlib": "matplotlib", "tensorflow": "tensorflow",
-    "tensorflow_probability": "tensorflow-probability", "tf_keras": "tf-keras",
+    "tensorflow_probability": "tensorflow-probability", "tf_keras": "tf-keras", "umap": "umap-learn",
 }
 
 

@@ -161,6 +161,32 @@ def build_figure_assets(variant: str) -> list:
                       {"tsne": lambda: render(True), "tsne_2d": lambda: render(False)},
                       [tsne_original, tsne_embeddings])
 
+    @figure_asset("manifold",
+                  {"manifold": AssetIn(representation_key(variant, "manifold")),
+                   "cluster_assignments": AssetIn(AssetKey([variant, "cluster_assignments"]))},
+                  "The manifold stage's space (UMAP of the latent code) of the noisy test set, its first "
+                  "three components: coloured by true label, and by the Gaussian mixture's cluster.")
+    def figure_manifold(context: AssetExecutionContext, asset_storage: AssetStorage, manifold,
+                        cluster_assignments) -> MaterializeResult:
+        def render(three_d: bool):
+            import numpy as np
+
+            from clustering_dag.core import figures
+
+            coords = manifold.test_x
+            if coords.shape[1] < 3:
+                coords = np.pad(coords, ((0, 0), (0, 3 - coords.shape[1])))
+            labels = manifold.test_y if manifold.test_y is not None else np.full(len(coords), -1)
+            return figures.tsne_figure(
+                {"by true label": coords, "by cluster": coords},
+                {"by true label": labels, "by cluster": cluster_assignments["manifold"].to_numpy()},
+                three_d=three_d, method="UMAP",
+                note=f"{len(coords):,} noisy test codes; {manifold.dim} dimensions")
+
+        return result(context, asset_storage,
+                      {"manifold": lambda: render(True), "manifold_2d": lambda: render(False)},
+                      [manifold, cluster_assignments])
+
     @figure_asset("voronoi",
                   {rep: AssetIn(representation_key(variant, rep)) for rep in REPRESENTATIONS},
                   "Voronoi diagrams (Figures 5-6): PCA to 2-D, k-means on the 2-D points, decision "
@@ -220,7 +246,7 @@ def build_figure_assets(variant: str) -> list:
 
         return result(context, asset_storage, {"k_sweep": render}, [latent], config)
 
-    return [figure_reconstructions, tsne_embeddings, figure_tsne, figure_voronoi,
+    return [figure_reconstructions, tsne_embeddings, figure_tsne, figure_manifold, figure_voronoi,
             figure_latent_centroids, figure_loss_curve, figure_k_sweep]
 
 

@@ -198,17 +198,11 @@ def build_vae_assets(variant: str) -> list:
             return
         import numpy as np
 
-        from clustering_dag.core.vae import represent
+        from clustering_dag.core.vae import representations as represent
 
-        train_in = noisy_test_set.train_x if cfg.train_on_noisy else raw_dataset.train_x
-        z_train, r_train = represent(trained_vae, train_in, seed=cfg.seed)
-        z_test, r_test = represent(trained_vae, noisy_test_set.test_x, seed=cfg.seed + 1)
-        for name, arr in (("latent", z_test), ("reconstruction", r_test)):
-            if not np.isfinite(arr).all():
-                raise FloatingPointError(f"{variant} {name} of the test set has NaN/Inf values")
-        latent = noisy_test_set.with_x(z_train, z_test, representation="latent", variant=variant)
-        recon = noisy_test_set.with_x(r_train, r_test, representation="reconstructed",
-                                      variant=variant)
+        recon, latent = represent(trained_vae, raw_dataset, noisy_test_set)
+        recon, latent = (r.with_x(r.train_x, r.test_x, variant=variant) for r in (recon, latent))
+        r_test, z_test = recon.test_x, latent.test_x
         yield keyed_output(with_key(recon, keys["reconstructed_representation"]), False,
                            "reconstructed_representation", code=cfg.code,
                            test_mean_abs_error=float(np.abs(r_test - raw_dataset.test_x).mean()))

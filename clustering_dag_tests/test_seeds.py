@@ -1,0 +1,87 @@
+"""Seeds and spread: the chain run under the pipeline's own seed gives the pipeline's metric table
+(one code path), another seed gives another table, and ``seed_spread`` summarises them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import AssetKey, materialize
+
+from clustering_dag.core.clustering import ClusterConfig
+from clustering_dag.core.manifold import ManifoldConfig
+from clustering_dag.core.seeds import Chain, mean_sd, spread
+from clustering_dag.core.variants import SPACES, VAEConfig
+
+METRICS = ["dbi", "silhouette", "chs", "accuracy", "nmi", "ari", "purity"]
+
+
+def test_spread_is_mean_and_sample_sd_per_space_in_pipeline_order():
+    runs = pd.DataFrame([
+        {"seed": s, "representation": rep, "dim": 3, "dbi": base + s, "accuracy": 0.5 + 0.1 * s}
+        for s in (0, 1, 2) for base, rep in zip((10, 20, 30, 40), reversed(SPACES))])
+    table = spread(runs).set_index("representation")
+    assert list(table.index) == list(SPACES)
+    assert table.loc["original", "dbi_mean"] == 41 and table.loc["original", "dbi_sd"] == 1.0
+    assert table.loc["latent", "accuracy_sd"] == pytest.approx(0.1)
+    assert (table["n_seeds"] == 3).all() and "chs_mean" not in table
+    one = spread(runs[runs["seed"] == 0])
+    assert one["dbi_sd"].isna().all() and (one["n_seeds"] == 1).all()
+    assert mean_sd(0.91234, 0.0141) == "0.912 ± 0.014" and mean_sd(0.5, float("nan")) == "0.500"
+
+
+def test_a_chain_needs_every_space():
+    with pytest.raises(ValueError, match="manifold"):
+        Chain(VAEConfig(), {s: ClusterConfig() for s in SPACES[:3]}, ManifoldConfig())
+
+
+@pytest.mark.slow
+def test_the_runs_own_seed_reproduces_its_table_and_another_seed_differs(quick_graph, data_dir):
+    """The chain is the pipeline's code path: under the run's seeds (1234 throughout) it gives
+    clustering_metrics exactly; under seed 7 the VAE, UMAP and clusters differ."""
+    from clustering_dag.core.clustering import ClusterModel
+    from clustering_dag.core.seeds import run_chain
+    from clustering_dag.defs.storage import read_parquet
+
+    result, cache = quick_graph.result, quick_graph.cache
+    trained = result.output_for_node("elbo__trained_vae")
+    chain = Chain(
+        vae=trained.config,
+        clusters={s: ClusterModel.from_frame(read_parquet(
+            cache / ("kmeans_original" if s == "original" else f"elbo/kmeans_{s}") / "mnist.parquet")).config
+            for s in SPACES},
+        manifold=ManifoldConfig(**result.output_for_node("elbo__manifold_representation").meta["umap"]))
+    raw, noisy = result.output_for_node("raw_dataset"), result.output_for_node("noisy_test_set")
+    expected = result.output_for_node("elbo__clustering_metrics")
+
+    same = run_chain(raw, noisy, chain, seed=trained.config.seed)
+    pd.testing.assert_frame_equal(same[expected.columns], expected, check_exact=False, rtol=1e-6)
+
+    other = run_chain(raw, noisy, chain, seed=7).set_index("representation")
+    assert (other["seed"] == 7).all() and (other["active_latent_dims"] > 0).all()
+    base = expected.set_index("representation")
+    assert np.allclose(other.loc["original", ["dbi", "chs"]], base.loc["original", ["dbi", "chs"]], rtol=0.2)
+    for space in ("reconstructed", "latent", "manifold"):  # a new VAE: new numbers
+        assert not np.isclose(other.loc[space, "dbi"], base.loc[space, "dbi"], rtol=1e-4), space
+    assert other.loc["latent", "accuracy"] > 0.35  # still a learned code, far above chance (0.1)
+
+
+@pytest.mark.slow
+def test_seed_spread_asset_adds_seeds_and_the_comparison_reads_them(graph_copy):
+    from clustering_dag.definitions import all_assets, resources
+
+    key = AssetKey(["paper", "seed_spread"])
+    config = {"ops": {"paper__seed_spread": {"config": {"extra_seeds": [1234, 7, 7]}}}}  # 1234: the run's
+    result = materialize(all_assets, selection=[key, AssetKey(["paper", "paper_comparison"])],
+                         partition_key="mnist", run_config=config, resources=resources)
+    assert result.success
+    runs = result.output_for_node("paper__seed_spread")
+    assert sorted(set(runs["seed"])) == [7, 1234] and len(runs) == 2 * len(SPACES)
+    main = graph_copy.result.output_for_node("paper__clustering_metrics")
+    pd.testing.assert_frame_equal(runs[runs["seed"] == 1234][main.columns].reset_index(drop=True), main)
+    meta = result.asset_materializations_for_node("paper__seed_spread")[0].metadata
+    assert meta["n_seeds"].value == 2 and meta["reused"].value is False
+    shown = {r.data["representation"]: r.data for r in meta["spread"].records}
+    assert set(shown) == set(SPACES) and "±" in shown["latent"]["accuracy"]
+    comparison = result.output_for_node("paper__paper_comparison")
+    assert (comparison["n_seeds"] == 2).all() and comparison["ours_sd"].notna().all()
+    latent_dbi = comparison.query("representation == 'latent' and metric == 'dbi'")["ours_mean"].item()
+    assert latent_dbi == pytest.approx(runs.query("representation == 'latent'")["dbi"].mean())
