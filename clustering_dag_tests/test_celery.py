@@ -204,7 +204,8 @@ def test_killed_worker_fails_the_run_and_reexecution_reuses_finished_steps(clust
     run = subprocess.Popen(cluster.run_command(celery_yaml, run_yaml), cwd=PROJECT_ROOT, env=cluster.env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    # Kill the default worker while it runs a step that loads a trained model (seconds long).
+    # Kill the default worker while it runs a step that takes several seconds (UMAP: its numba
+    # kernels compile on the first call in the worker's process).
     victim, deadline = None, time.monotonic() + 900
     with DagsterInstance.from_config(str(cluster.home)) as instance:
         while victim is None:
@@ -213,7 +214,7 @@ def test_killed_worker_fails_the_run_and_reexecution_reuses_finished_steps(clust
             records = list(instance.all_logs(runs[0].run_id)) if runs else []
             started = {s for s, w in workers_of(records).items() if w == DEFAULT_WORKER}
             victim = next((s for s in sorted(started - steps(records, "STEP_SUCCESS"))
-                           if s.endswith("_representations")), None)
+                           if s.endswith("manifold_representation")), None)
             time.sleep(0.2)
     time.sleep(0.5)
     cluster.kill_worker("default")

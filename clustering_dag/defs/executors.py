@@ -1,11 +1,11 @@
 """Steps as Celery tasks: Dagster's Celery executor (``dagster-celery``), plus a bound on waiting
 for a worker that has gone.
 
-Each step is a task on a queue: ``trained_vae`` steps on ``vae`` (the queue GPU nodes serve, via
-Dagster's ``dagster-celery/queue`` op tag), every other step on Celery's default queue,
-``dagster``. Workers start with ``dagster-celery worker start -A dagster_celery.app -y <yaml>
--q <queue>``; the run and the workers read the same YAML (``clustering_dag/deploy/celery.yaml``),
-so they meet at the same broker.
+Each step is a task on a queue: the steps that train (``trained_vae``, ``seed_spread``) on
+``vae`` (the queue GPU nodes serve, via Dagster's ``dagster-celery/queue`` op tag), every other
+step on Celery's default queue, ``dagster``. Workers start with ``dagster-celery worker start
+-A dagster_celery.app -y <yaml> -q <queue>``; the run and the workers read the same YAML
+(``clustering_dag/deploy/celery.yaml``), so they meet at the same broker.
 
 What Dagster's Celery executor leaves open: a worker that dies mid-step (machine lost, SIGKILL,
 OOM killer on the whole worker) never reports back, and the run waits for it forever; so does a
@@ -13,7 +13,9 @@ step whose queue no worker consumes. Here the run watches its steps: a started s
 state names the worker running it (``task_track_started``), and every few seconds the run asks
 the workers which tasks they run and which queues they consume. A step its worker has stopped
 listing, or a queued step no live worker would take, fails after ``worker_lost_after`` seconds
-with a message saying which and what to do. Steps that can still run go on; the run then fails,
+with a message saying which and what to do — unless the run's event log shows that the step
+succeeded (its worker died after finishing it, before handing back the result): then the step
+counts as done, with the events its worker logged. Steps that can still run go on; the run then fails,
 and re-executing it from failure (UI, or ``python -m clustering_dag.rerun``) runs the lost steps
 and what follows them, reusing every step that had finished.
 """
@@ -68,7 +70,18 @@ class WatchedResult:
         self.result, self.watch, self.plan_context, self.step, self.queue = (
             result, watch, plan_context, step, queue)
         self.lost: str | None = None
+        self.recorded: list | None = None  # the step's events, when its worker logged its success
         self._missing_since: float | None = None
+
+    def _recorded_success(self) -> list | None:
+        """The step's events from the run's event log when they include its success: the worker
+        finished the step, and stored its outputs and events, but died before handing the result
+        back. None when the step did not finish."""
+        instance, run_id = self.plan_context.instance, self.plan_context.run_id
+        records = [r for r in instance.all_logs(run_id) if r.step_key == self.step.key and r.dagster_event]
+        if not any(r.dagster_event.is_step_success for r in records):
+            return None
+        return [r.dagster_event for r in records]
 
     def _problem(self) -> str | None:
         """What keeps the step from finishing now, or None while all is well."""
@@ -83,7 +96,7 @@ class WatchedResult:
         return f'no Celery worker consumes queue "{self.queue}", where step "{self.step.key}" waits'
 
     def ready(self) -> bool:
-        if self.lost or self.result.ready():
+        if self.lost or self.recorded or self.result.ready():
             return True
         problem = self._problem()
         if problem is None or self.result.ready():
@@ -93,6 +106,9 @@ class WatchedResult:
         self._missing_since = self._missing_since or now
         if now - self._missing_since < self.watch.lost_after:
             return False
+        self.recorded = self._recorded_success()
+        if self.recorded:
+            return True
         self.lost = (
             f"{problem} (for {now - self._missing_since:.0f} s; worker_lost_after: "
             f"{self.watch.lost_after:g} s). A worker was probably killed or lost its machine. "
@@ -102,11 +118,14 @@ class WatchedResult:
         return True
 
     def get(self):
+        from dagster._serdes import serialize_value
+
+        if self.recorded:
+            return [serialize_value(event) for event in self.recorded]
         if not self.lost:
             return self.result.get()
         from dagster import DagsterEvent
         from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
-        from dagster._serdes import serialize_value
         from dagster._utils.error import SerializableErrorInfo
 
         self.result.revoke()
