@@ -104,12 +104,15 @@ def test_kmeans_centroid_round_trip_gives_identical_predictions(blobs):
     assert back.inertia == pytest.approx(reference.inertia_)
 
 
-def test_gmm_alternative_round_trip(blobs):
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_gmm_alternative_round_trip(blobs, covariance_type):
     x, _ = blobs
-    model = fit_clusters(x, ClusterConfig(method="gmm", n_clusters=4, n_init=1, seed=0))
-    reference = GaussianMixture(4, covariance_type="diag", n_init=1, max_iter=500,
+    config = ClusterConfig(method="gmm", n_clusters=4, n_init=1, seed=0, covariance_type=covariance_type)
+    model = fit_clusters(x, config)
+    reference = GaussianMixture(4, covariance_type=covariance_type, n_init=1, max_iter=500,
                                 random_state=0, reg_covar=1e-4).fit(x)
     back = ClusterModel.from_frame(model.to_frame())
+    assert back.config == config  # stored with the model, read back
     np.testing.assert_array_equal(back.predict(x), reference.predict(x))
 
 

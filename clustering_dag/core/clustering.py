@@ -87,13 +87,13 @@ class ClusterModel:
         frame = frame.sort_values("cluster")
         method = str(frame["method"].iloc[0])
         centers = np.stack(frame["center"].to_numpy()).astype(np.float64)
+        stored = frame["config"].iloc[0] if "config" in frame else ""
+        config = ClusterConfig(**json.loads(stored)) if stored else None
         covariances = None
         if method == "gmm":
             covariances = np.stack(frame["variance"].to_numpy()).astype(np.float64)
-            k, d = centers.shape
-            if covariances.shape[1] == d * d and d > 1:
-                covariances = covariances.reshape(k, d, d)
-        stored = frame["config"].iloc[0] if "config" in frame else ""
+            if config and config.covariance_type == "full":
+                covariances = covariances.reshape(*centers.shape, centers.shape[1])
         return cls(
             method=method,
             centers=centers,
@@ -101,7 +101,7 @@ class ClusterModel:
             weights=frame["weight"].to_numpy(np.float64) if method == "gmm" else None,
             inertia=float(frame["inertia"].iloc[0]),
             n_iter=int(frame["n_iter"].iloc[0]),
-            config=ClusterConfig(**json.loads(stored)) if stored else None,
+            config=config,
         )
 
 

@@ -63,3 +63,12 @@ def all_metrics(x: np.ndarray, clusters: np.ndarray, labels: np.ndarray | None, 
     row["n_clusters_used"] = int(len(np.unique(clusters)))
     row["min_cluster_size"] = int(np.bincount(clusters, minlength=n_clusters).min()) if len(clusters) else 0
     return row
+
+
+def space_row(space: str, data, clusters: np.ndarray, n_clusters: int,
+              silhouette_sample: int | None = None) -> dict:
+    """The metric table's row of one space: its name, dimension and rows (``data`` is its
+    :class:`~clustering_dag.core.arrays.Splits`), and every metric of its test split's clusters."""
+    return {"representation": space, "dim": data.dim, "train_rows": len(data.train_x),
+            "test_rows": len(data.test_x),
+            **all_metrics(data.test_x, clusters, data.test_y, n_clusters, silhouette_sample)}

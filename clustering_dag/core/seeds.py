@@ -19,7 +19,7 @@ import pandas as pd
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.clustering import ClusterConfig, fit_clusters
 from clustering_dag.core.manifold import ManifoldConfig
-from clustering_dag.core.metrics import all_metrics
+from clustering_dag.core.metrics import space_row
 from clustering_dag.core.variants import SPACES, VAEConfig
 
 # The metrics summarised over seeds (internal, then label metrics where there are labels).
@@ -52,7 +52,7 @@ def run_chain(raw: Splits, noisy: Splits, chain: Chain, seed: int, device: str =
     say = log or (lambda _: None)
     start = time.perf_counter()
     vae = replace(chain.vae, seed=seed)
-    trained = train_vae(vae, (noisy if vae.train_on_noisy else raw).train_x, device=device)
+    trained = train_vae(vae, vae.training_data(raw, noisy).train_x, device=device)
     recon, latent = representations(trained, raw, noisy)
     say(f"seed {seed}: VAE trained in {trained.seconds:.1f} s, "
         f"{trained.diagnostics['active_dims']} of {vae.latent_dim} latent dimensions active")
@@ -62,9 +62,7 @@ def run_chain(raw: Splits, noisy: Splits, chain: Chain, seed: int, device: str =
     for name in SPACES:
         data, cfg = spaces[name], replace(chain.clusters[name], seed=seed)
         clusters = fit_clusters(data.train_x, cfg).predict(data.test_x)
-        row = {"seed": seed, "representation": name, "dim": data.dim, "train_rows": len(data.train_x),
-               "test_rows": len(data.test_x),
-               **all_metrics(data.test_x, clusters, data.test_y, cfg.n_clusters, chain.silhouette_sample)}
+        row = {"seed": seed, **space_row(name, data, clusters, cfg.n_clusters, chain.silhouette_sample)}
         say(f"seed {seed}, {name}: " + ", ".join(f"{m} {row[m]:.3f}" for m in SPREAD_METRICS if m in row))
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -215,19 +215,18 @@ def represent(trained: TrainedVAE, x: np.ndarray, seed: int | None = None,
     return np.concatenate(codes).astype(np.float32), np.concatenate(recons).astype(np.float32)
 
 
-def representations(trained: TrainedVAE, raw: Splits, noisy: Splits) -> tuple[Splits, Splits]:
+def representations(trained: TrainedVAE, raw: Splits, noisy: Splits, **meta) -> tuple[Splits, Splits]:
     """The VAE's two representations of a dataset, (reconstructed, latent): of the training images
     it was trained on (noisy or clean, per its config) and of the noisy test images, with the
-    test code sampled under another seed than the training code."""
+    test code sampled under another seed than the training code; ``meta`` joins their metadata."""
     cfg = trained.config
-    train_in = noisy.train_x if cfg.train_on_noisy else raw.train_x
-    z_train, r_train = represent(trained, train_in, seed=cfg.seed)
+    z_train, r_train = represent(trained, cfg.training_data(raw, noisy).train_x, seed=cfg.seed)
     z_test, r_test = represent(trained, noisy.test_x, seed=cfg.seed + 1)
     for name, arr in (("latent code", z_test), ("reconstruction", r_test)):
         if not np.isfinite(arr).all():
             raise FloatingPointError(f"the {name} of the test set has NaN/Inf values")
-    return (noisy.with_x(r_train, r_test, representation="reconstructed"),
-            noisy.with_x(z_train, z_test, representation="latent"))
+    return (noisy.with_x(r_train, r_test, representation="reconstructed", **meta),
+            noisy.with_x(z_train, z_test, representation="latent", **meta))
 
 
 def decode(trained: TrainedVAE, z: np.ndarray) -> np.ndarray:

@@ -54,6 +54,11 @@ class VAEConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.beta < 0:
             raise ValueError("epochs, batch_size and learning_rate must be positive and beta >= 0")
 
+    def training_data(self, raw, noisy):
+        """What this model trains on: the noisy images (``noisy``, the paper's) or the clean ones
+        (``raw``), both :class:`~clustering_dag.core.arrays.Splits`."""
+        return noisy if self.train_on_noisy else raw
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 

@@ -209,18 +209,13 @@ def build_cluster_assets(variant: str) -> list:
         def score():
             import pandas as pd
 
-            from clustering_dag.core.metrics import all_metrics
+            from clustering_dag.core.metrics import space_row
 
             k = len(inputs["kmeans_latent"])
-            labels = cluster_assignments["label"].to_numpy() if "label" in cluster_assignments else None
             rows = []
             for rep in SPACES:
-                x = inputs[f"{rep}_representation"].test_x
-                clusters = cluster_assignments[rep].to_numpy()
-                data = inputs[f"{rep}_representation"]
-                row = {"representation": rep, "dim": x.shape[1], "train_rows": len(data.train_x),
-                       "test_rows": len(x)}
-                row.update(all_metrics(x, clusters, labels, k, config.silhouette_sample))
+                row = space_row(rep, inputs[f"{rep}_representation"], cluster_assignments[rep].to_numpy(),
+                                k, config.silhouette_sample)
                 rows.append(row)
                 context.log.info(f"{rep}: {row}")
             return pd.DataFrame(rows)

@@ -129,7 +129,7 @@ def build_vae_assets(variant: str) -> list:
             hidden=tuple(config.hidden), latent_dim=config.latent_dim, epochs=config.epochs,
             batch_size=min(config.batch_size, n_train), learning_rate=config.learning_rate,
             seed=config.seed, **chosen)
-        x_source = noisy_test_set if cfg.train_on_noisy else raw_dataset
+        x_source = cfg.training_data(raw_dataset, noisy_test_set)
 
         def train():
             from clustering_dag.core.vae import train_vae
@@ -200,14 +200,12 @@ def build_vae_assets(variant: str) -> list:
 
         from clustering_dag.core.vae import representations as represent
 
-        recon, latent = represent(trained_vae, raw_dataset, noisy_test_set)
-        recon, latent = (r.with_x(r.train_x, r.test_x, variant=variant) for r in (recon, latent))
-        r_test, z_test = recon.test_x, latent.test_x
+        recon, latent = represent(trained_vae, raw_dataset, noisy_test_set, variant=variant)
         yield keyed_output(with_key(recon, keys["reconstructed_representation"]), False,
                            "reconstructed_representation", code=cfg.code,
-                           test_mean_abs_error=float(np.abs(r_test - raw_dataset.test_x).mean()))
+                           test_mean_abs_error=float(np.abs(recon.test_x - raw_dataset.test_x).mean()))
         yield keyed_output(with_key(latent, keys["latent_representation"]), False, "latent_representation",
-                           code=cfg.code, latent_dim=cfg.latent_dim, test_code_std=float(z_test.std()))
+                           code=cfg.code, latent_dim=cfg.latent_dim, test_code_std=float(latent.test_x.std()))
 
     return [trained_vae, representations]
 
