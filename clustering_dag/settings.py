@@ -8,14 +8,29 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _absolute(value: str) -> str:
+    """A local path made absolute where it is read (a URL is left as it is): a relative path in an
+    environment variable would otherwise mean another folder in every process started elsewhere
+    (workers, subprocesses)."""
+    return value if "://" in value else str(Path(value).expanduser().resolve())
+
+
 def cache_root() -> str:
     """Base path of the asset cache: ``$CLUSTERING_DAG_CACHE_DIR`` or the project's ``data/``.
 
     May be any fsspec/UPath URL (``s3://bucket/prefix``) for the IO managers; the raw-data cache
     and figures live below it as well.
     """
-    return os.environ.get("CLUSTERING_DAG_CACHE_DIR") or str(PROJECT_ROOT / "data")
+    configured = os.environ.get("CLUSTERING_DAG_CACHE_DIR")
+    return _absolute(configured) if configured else str(PROJECT_ROOT / "data")
 
+
+def data_dir() -> Path | None:
+    """The folder holding the paper's datasets (``mnist/``, ``fashion-mnist/``):
+    ``$CLUSTERING_DAG_DATA_DIR``, absolute; None when unset (they are then looked for in the project
+    cache and downloaded)."""
+    configured = os.environ.get("CLUSTERING_DAG_DATA_DIR")
+    return Path(_absolute(configured)) if configured else None
 
 
 def registry_path() -> Path | None:

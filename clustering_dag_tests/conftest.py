@@ -11,14 +11,22 @@ import numpy as np
 import pytest
 
 from clustering_dag.core.idx import write_idx
+from clustering_dag import settings
 from clustering_dag.settings import PROJECT_ROOT
 
 
 def _shared_data_dir() -> Path | None:
-    for candidate in (os.environ.get("CLUSTERING_DAG_DATA_DIR"), PROJECT_ROOT.parent / "shared" / "data"):
-        if candidate and (Path(candidate) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
-            return Path(candidate)
+    for candidate in (settings.data_dir(), PROJECT_ROOT.parent / "shared" / "data"):
+        if candidate and (candidate / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+            return candidate.resolve()
     return None
+
+
+def pytest_configure(config):
+    """A relative ``CLUSTERING_DAG_DATA_DIR`` (as in the README's test command) made absolute once,
+    here: the workers and subprocesses the tests start run in other folders and inherit it."""
+    if settings.data_dir() is not None:
+        os.environ["CLUSTERING_DAG_DATA_DIR"] = str(settings.data_dir())
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clustering_dag import settings
 from clustering_dag.core.errors import DataError
 
 FILES = {
@@ -90,9 +91,9 @@ def candidate_dirs(spec: DatasetSpec, data_dir: str | None, cache_dir: Path) -> 
     candidates: list[tuple[str, Path]] = []
     if data_dir:
         candidates.append(("configured data_dir", Path(data_dir).expanduser() / spec.folder))
-    env_dir = os.environ.get("CLUSTERING_DAG_DATA_DIR")
-    if env_dir and env_dir != data_dir:
-        candidates.append(("CLUSTERING_DAG_DATA_DIR", Path(env_dir).expanduser() / spec.folder))
+    env_dir = settings.data_dir()
+    if env_dir and env_dir != (Path(data_dir).expanduser().resolve() if data_dir else None):
+        candidates.append(("CLUSTERING_DAG_DATA_DIR", env_dir / spec.folder))
     candidates.append(("project cache", cache_dir / spec.folder))
     candidates.extend(("system package", Path(d)) for d in spec.system_dirs)
     return candidates
