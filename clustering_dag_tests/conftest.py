@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clustering_dag.core.idx import write_idx
 from clustering_dag import settings
+from clustering_dag.core.idx import write_idx
 from clustering_dag.settings import PROJECT_ROOT
 
 

@@ -1,12 +1,12 @@
 """Code versions that follow the code.
 
 An asset's code version is a hash of what it runs, read from the source (nothing is imported):
-
-- its own function (decorators and type annotations aside), the functions it closes over, and the
-  project functions, classes and constants it names, followed through the Dagster layer;
-- every ``clustering_dag.core`` module it names, whole, with the core modules those import;
-- the installed versions of the numeric libraries those core modules import (TensorFlow,
-  scikit-learn, ...), since an upgrade can change the numbers too.
+its own function (decorators and type annotations aside), the functions it closes over, and every
+project definition it reaches from there (functions, classes, constants, methods, in the Dagster
+layer and the core alike, followed through the names each one uses), with the installed versions
+of the numeric libraries those use (TensorFlow, scikit-learn, ...), since an upgrade can change
+the numbers too. The unit is the definition, not the module: an edit to one core function changes
+the versions of the assets that call it, directly or through other functions, and no others.
 
 Helpers marked :func:`unversioned` (metadata for the UI, asset checks) are left out: they do not
 change the stored value and run on every materialization anyway. Sources are compared as syntax
@@ -40,6 +40,10 @@ LIBRARIES = {
     "sklearn": "scikit-learn", "matplotlib": "matplotlib", "tensorflow": "tensorflow",
     "tensorflow_probability": "tensorflow-probability", "tf_keras": "tf-keras", "umap": "umap-learn",
 }
+
+
+# Methods of the built-in types, which the Dagster layer calls on its own values.
+BUILTIN_METHODS = frozenset(name for kind in (str, bytes, dict, list, set, tuple) for name in dir(kind))
 
 
 def unversioned(fn: Callable) -> Callable:
@@ -95,20 +99,35 @@ def _imports(nodes) -> dict[str, tuple[str, str | None]]:
     return table
 
 
+def _module_level(tree: ast.Module):
+    """The statements a module runs at import, nested blocks (``with``, ``if``, ``try``) included,
+    function and class bodies not."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop(0)
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            todo.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
+
+
 @dataclass
 class _Module:
-    """One project module, parsed: its top-level definitions and its import table."""
+    """One project module, parsed: its top-level definitions (functions, classes, constants), its
+    import table, the statements it runs at import besides those, and its classes' methods."""
 
     name: str
     tree: ast.Module
     definitions: dict[str, ast.AST] = field(default_factory=dict)
     imports: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    body: list[ast.AST] = field(default_factory=list)
+    methods: dict[str, list[tuple[str, ast.AST]]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, name: str, source: str) -> _Module:
         tree = _strip_docstrings(ast.parse(source))
-        module = cls(name, tree, imports=_imports(tree.body))
-        for node in tree.body:
+        statements = list(_module_level(tree))
+        module = cls(name, tree, imports=_imports(statements))
+        for node in statements:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 module.definitions[node.name] = node
             elif isinstance(node, ast.Assign | ast.AnnAssign):
@@ -116,17 +135,26 @@ class _Module:
                 for target in targets:
                     if isinstance(target, ast.Name):
                         module.definitions[target.id] = node
+            elif not isinstance(node, ast.Import | ast.ImportFrom) and node in tree.body:
+                module.body.append(node)  # e.g. environment set before an import
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                        module.methods.setdefault(item.name, []).append((node.name, item))
         return module
 
 
 class _Names(ast.NodeVisitor):
     """The free names a piece of code uses (read, and not bound inside it as a parameter, a local
-    or a nested definition), and the imports it makes inside itself. Decorators and type
-    annotations are not code that runs to make the value: skipped."""
+    or a nested definition), the attributes it reads (``x.name``: a method or property, maybe, of
+    a project class), and the imports it makes inside itself. Decorators and type annotations are
+    not code that runs to make the value: skipped."""
 
     def __init__(self):
         self.loaded: set[str] = set()
         self.bound: set[str] = set()
+        self.attributes: set[str] = set()
+        self.of_name: dict[str, set[str]] = {}  # `figures.tsne_figure`: {"figures": {"tsne_figure"}}
         self.imports: list[ast.AST] = []
 
     @property
@@ -135,6 +163,12 @@ class _Names(ast.NodeVisitor):
 
     def visit_Name(self, node):
         (self.loaded if isinstance(node.ctx, ast.Load) else self.bound).add(node.id)
+
+    def visit_Attribute(self, node):
+        self.attributes.add(node.attr)
+        if isinstance(node.value, ast.Name):
+            self.of_name.setdefault(node.value.id, set()).add(node.attr)
+        self.generic_visit(node)
 
     def visit_Import(self, node):
         self.imports.append(node)
@@ -160,13 +194,23 @@ class _Names(ast.NodeVisitor):
 class SourceVersions:
     """Derives code versions. ``sources`` maps a file to replacement text (for tests and for
     asking "what would this edit recompute?"); other files are read from disk. A replacement
-    applies to what is read by module (core modules, top-level definitions); the functions
-    handed in are read as they are loaded."""
+    applies to what is read by module (top-level definitions and methods); the functions handed in
+    are read as they are loaded.
+
+    The unit is a definition: a function, a class, a constant, a method. What one runs is followed
+    through the names it uses (``module.name`` included) and, since a method called on a value
+    cannot be told from its name alone, through every method or property of a core class that
+    bears the name of an attribute it reads (with that class's ``__init__`` and class body): more
+    than it runs, never less. A definition that is included brings its module's import-time
+    statements, and the versions of the libraries it uses.
+    """
 
     def __init__(self, sources: Mapping[Path, str] | None = None):
         self._sources = {Path(k).resolve(): v for k, v in (sources or {}).items()}
         self._modules: dict[str, _Module | None] = {}
-        self._closures: dict[str, dict[str, str]] = {}  # what a definition or core module runs
+        # id(node) -> (node, its names, its hash); the node is kept so that its id is never reused
+        self._visited: dict[int, tuple[ast.AST, _Names, str]] = {}
+        self._core_methods: dict[str, list[tuple[_Module, str, ast.AST]]] | None = None
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -179,11 +223,30 @@ class SourceVersions:
             self._modules[name] = _Module.parse(name, self._text(path)) if path else None
         return self._modules[name]
 
+    def _methods(self, attribute: str) -> list[tuple[_Module, str, ast.AST]]:
+        """The methods (and properties) named ``attribute`` of every class in the core modules."""
+        if self._core_methods is None:
+            self._core_methods = {}
+            for path in sorted((PACKAGE_DIR / "core").glob("*.py")):
+                module = self._module(f"{CORE}.{path.stem}")
+                for name, found in module.methods.items():
+                    self._core_methods.setdefault(name, []).extend((module, c, m) for c, m in found)
+        return self._core_methods.get(attribute, [])
+
+    def _scan(self, node: ast.AST) -> tuple[_Names, str]:
+        """The names ``node`` uses and the hash of its syntax tree (memoized)."""
+        if id(node) not in self._visited:
+            visitor = _Names()
+            visitor.visit(node)
+            self._visited[id(node)] = (node, visitor, _digest(ast.dump(node)))
+        return self._visited[id(node)][1:]
+
     # --- what a function runs -----------------------------------------------------------------
 
     def components(self, fn: Callable) -> dict[str, str]:
-        """What ``fn`` runs, as ``{component: hash}``: ``fn:<module>:<name>``, ``core:<module>``
-        and ``lib:<distribution>`` entries."""
+        """What ``fn`` runs, as ``{component: hash}``: ``fn:<module>:<name>`` entries (functions,
+        classes, constants, ``<Class>.<method>``, ``<module>`` for import-time statements) and
+        ``lib:<distribution>`` entries."""
         found: dict[str, str] = {}
         self._function(fn, found)
         return dict(sorted(found.items()))
@@ -211,75 +274,99 @@ class SourceVersions:
             return
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             node.decorator_list = []
-        found[ident] = _digest(ast.dump(_strip_docstrings(node)))
+        node = _strip_docstrings(node)
+        found[ident] = _digest(ast.dump(node))
         closure = {}
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             try:
                 closure[name] = cell.cell_contents
             except ValueError:  # a cell not assigned yet
                 pass
-        self._names(node, module, found, closure)
+        self._follow(node, module, found, closure)
 
-    def _names(self, node: ast.AST, module: _Module | None, found: dict,
-               closure: Mapping | None = None) -> None:
+    def _follow(self, node: ast.AST, module: _Module | None, found: dict,
+                closure: Mapping | None = None) -> None:
+        """Add what ``node`` (code of ``module``) uses to ``found``."""
         closure = closure or {}
-        visitor = _Names()
-        visitor.visit(node)
+        visitor, _ = self._scan(node)
         local_imports = _imports(visitor.imports)
         for name in sorted(visitor.names | set(local_imports)):
+            used = visitor.of_name.get(name, set())
             if name in closure:
                 value = closure[name]
                 if (inspect.isfunction(value) and value.__module__.startswith(PACKAGE)
                         and not getattr(value, "__unversioned__", False)):
                     self._function(value, found)
             elif name in local_imports:
-                self._imported(*local_imports[name], found)
+                self._imported(*local_imports[name], used, found)
             elif module is not None and name in module.imports:
-                self._imported(*module.imports[name], found)
+                self._imported(*module.imports[name], used, found)
             elif module is not None and name in module.definitions:
                 self._definition(module, name, found)
+        attributes = visitor.attributes
+        if module is None or not module.name.startswith(CORE):
+            # The Dagster layer calls `str.encode`, `dict.get`, ...: not the core's methods that
+            # share those names (the core's own calls are all followed).
+            attributes = attributes - BUILTIN_METHODS
+        for attribute in sorted(attributes):
+            for owner, class_name, method in self._methods(attribute):
+                self._method(owner, class_name, method, found)
 
-    def _imported(self, source: str, attribute: str | None, found: dict) -> None:
+    def _imported(self, source: str, attribute: str | None, used: set[str], found: dict) -> None:
         if attribute and module_file(f"{source}.{attribute}"):
             source, attribute = f"{source}.{attribute}", None  # `from package import module`
-        if source.startswith(CORE):
-            found.update(self._core(source))
-        elif source.startswith(PACKAGE) and module_file(source):
-            module = self._module(source)
-            if attribute is None:
-                self._names(module.tree, module, found)
-            elif attribute in module.definitions:
-                self._definition(module, attribute, found)
+        top = source.split(".")[0]
+        if top in LIBRARIES:
+            found[f"lib:{LIBRARIES[top]}"] = _library_version(top)
+        if not (source.startswith(PACKAGE) and module_file(source)):
+            return
+        module = self._module(source)
+        if attribute is None:  # the module itself: what is read from it (`figures.tsne_figure`)
+            names = used & set(module.definitions | module.imports) if used else set(module.definitions)
+            for name in sorted(names):
+                if name in module.definitions:
+                    self._definition(module, name, found)
+                else:
+                    self._imported(*module.imports[name], set(), found)
+        elif attribute in module.definitions:
+            self._definition(module, attribute, found)
+        elif attribute in module.imports:  # a name the module imports itself (re-exported)
+            self._imported(*module.imports[attribute], set(), found)
 
     def _definition(self, module: _Module, name: str, found: dict) -> None:
         ident = f"fn:{module.name}:{name}"
         if ident in found:
             return
-        if ident not in self._closures:
-            node = module.definitions[name]
-            if _is_unversioned(node):
-                self._closures[ident] = {}
-            else:
-                closure = self._closures[ident] = {ident: _digest(ast.dump(node))}
-                self._names(node, module, closure)
-        found.update(self._closures[ident])
+        node = module.definitions[name]
+        if _is_unversioned(node):
+            found[ident] = "unversioned"
+            return
+        found[ident] = self._scan(node)[1]
+        self._module_body(module, found)
+        self._follow(node, module, found)
 
-    def _core(self, name: str) -> dict[str, str]:
-        """A core module, whole, with the core modules and libraries it imports (memoized)."""
-        ident = f"core:{name}"
-        if ident not in self._closures:
-            module = self._module(name)
-            closure = self._closures[ident] = {ident: _digest(ast.dump(module.tree))}
-            for node in ast.walk(module.tree):
-                for source, attribute in _imports([node]).values():
-                    if attribute and module_file(f"{source}.{attribute}"):
-                        source = f"{source}.{attribute}"
-                    top = source.split(".")[0]
-                    if source.startswith(CORE) and f"core:{source}" not in closure:
-                        closure.update(self._core(source))
-                    elif top in LIBRARIES:
-                        closure[f"lib:{LIBRARIES[top]}"] = _library_version(top)
-        return self._closures[ident]
+    def _method(self, module: _Module, class_name: str, node: ast.AST, found: dict) -> None:
+        ident = f"fn:{module.name}:{class_name}.{node.name}"
+        if ident in found:
+            return
+        found[ident] = self._scan(node)[1]
+        self._follow(node, module, found)
+        cls = module.definitions[class_name]
+        ident = f"fn:{module.name}:{class_name}.<class>"  # its class body and __init__
+        if ident not in found:
+            setup = [n for n in cls.body if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+                     or n.name == "__init__"]
+            found[ident] = _digest(repr([self._scan(n)[1] for n in setup]))
+            self._module_body(module, found)
+            for part in setup:
+                self._follow(part, module, found)
+
+    def _module_body(self, module: _Module, found: dict) -> None:
+        ident = f"fn:{module.name}:<module>"
+        if ident not in found:
+            found[ident] = _digest(repr([self._scan(n)[1] for n in module.body]))
+            for part in module.body:
+                self._follow(part, module, found)
 
 
 @cache
