@@ -6,6 +6,7 @@ stays light, and steps that need no TensorFlow never load it.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,8 @@ def python(code: str, env: dict | None = None) -> str:
     return proc.stdout.strip().rpartition("\n")[2]
 
 
-def dg(*args: str, env: dict) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(BIN / "dg"), *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+def dg(*args: str, env: dict, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "dg"), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "VIRTUAL_ENV": str(BIN.parent), **env})
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     return proc
@@ -50,6 +51,24 @@ def test_dg_checks_and_lists_the_code_location(tmp_path, data_dir):
     jobs = {"paper_run", "seeds_run", "quick_run", "parallel_quick_run", "celery_run"}
     assert {j["name"] for j in listed["jobs"]} == jobs
     assert [s["name"] for s in listed["schedules"]] == ["weekly_paper_run"]
+
+
+def test_an_asset_scaffolded_with_dg_joins_the_code_location(tmp_path, data_dir):
+    """`dg scaffold defs` writes into clustering_dag/defs/, and that folder is what the code
+    location loads: the new asset is listed beside the others (in a copy of the project)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, project / name)
+    shutil.copytree(PROJECT_ROOT / "clustering_dag", project / "clustering_dag",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"DAGSTER_HOME": str(initialized_dagster_home(tmp_path / "home")),
+           "CLUSTERING_DAG_DATA_DIR": str(data_dir), "PYTHONPATH": str(project)}
+    dg("scaffold", "defs", "dagster.asset", "my_new_asset.py", env=env, cwd=project)
+    assert (project / "clustering_dag" / "defs" / "my_new_asset.py").is_file()
+    listed = json.loads(dg("list", "defs", "--json", env=env, cwd=project).stdout)
+    every = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert {a["asset_key"] for a in listed["assets"]} == every | {"my_new_asset"}
 
 
 @pytest.mark.slow
