@@ -22,6 +22,6 @@ def _location() -> Definitions:
 
 defs = _location()
 
-# For `dagster.materialize` in tests and scripts: the assets and the resources they need.
-all_assets = list(defs.assets)
+# For `dagster.materialize` in tests and scripts: the assets (with their checks) and the resources.
+all_assets = [*defs.assets, *defs.asset_checks]
 resources = dict(defs.resources)

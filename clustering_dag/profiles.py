@@ -59,13 +59,17 @@ PROFILES = {"full": full, "seeds": seeds, "quick": quick, "small": small}
 
 
 def matching_profile(settings: dict) -> str:
-    """The profile a run's settings match (epochs, batch size, and the rows it kept: a profile
-    that cuts none needs every row of the dataset), or ``custom``."""
+    """The profile a run's settings match (epochs, batch size, the rows it kept: a profile that
+    cuts none needs every row of the dataset, and the number of seeds, 1 unless stated), or
+    ``custom``."""
+    settings = {"n_seeds": 1, **settings}
     for name, build in PROFILES.items():
         ops = {op: v["config"] for op, v in build().get("ops", {}).items()}
         raw, vae = ops.get("raw_dataset", {}), ops.get("paper__trained_vae", {})
+        extra = ops.get("paper__seed_spread", {}).get("extra_seeds", [])
         expected = {"epochs": vae.get("epochs", VAEConfig.epochs),
-                    "batch_size": vae.get("batch_size", VAEConfig.batch_size), "all_rows": not raw}
+                    "batch_size": vae.get("batch_size", VAEConfig.batch_size), "all_rows": not raw,
+                    "n_seeds": 1 + len(extra)}
         expected.update({k: raw[k] for k in ("train_rows", "test_rows") if k in raw})
         if all(settings.get(k) == v for k, v in expected.items()):
             return name

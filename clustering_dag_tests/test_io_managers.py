@@ -8,7 +8,7 @@ from upath import UPath
 from clustering_dag.core.arrays import Splits, splits_to_table, table_to_splits
 from clustering_dag.core.errors import DataError
 from clustering_dag.defs.io_managers import ParquetIOManager
-from clustering_dag.defs.storage import atomic_write
+from clustering_dag.defs.storage import AssetStorage, atomic_write
 
 
 def make_splits(dim=6, labels=True):
@@ -47,7 +47,7 @@ def _contexts(asset_key="thing", partition="mnist"):
 
 @pytest.mark.parametrize("value", [make_splits(), pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})])
 def test_io_manager_round_trip_and_layout(tmp_path, value):
-    manager = ParquetIOManager(base_path=UPath(tmp_path))
+    manager = ParquetIOManager(AssetStorage(base_path=str(tmp_path)))
     out, inp = _contexts()
     manager.handle_output(out, value)
     path = tmp_path / "thing" / "mnist.parquet"
@@ -78,7 +78,7 @@ def test_failing_write_leaves_no_file(tmp_path):
 
 
 def test_failing_write_keeps_previous_version(tmp_path):
-    manager = ParquetIOManager(base_path=UPath(tmp_path))
+    manager = ParquetIOManager(AssetStorage(base_path=str(tmp_path)))
     out, inp = _contexts()
     manager.handle_output(out, pd.DataFrame({"v": [1]}))
 
@@ -91,7 +91,7 @@ def test_failing_write_keeps_previous_version(tmp_path):
 
 
 def test_corrupted_parquet_is_reported(tmp_path):
-    manager = ParquetIOManager(base_path=UPath(tmp_path))
+    manager = ParquetIOManager(AssetStorage(base_path=str(tmp_path)))
     out, inp = _contexts()
     manager.handle_output(out, make_splits())
     path = tmp_path / "thing" / "mnist.parquet"
@@ -103,7 +103,7 @@ def test_corrupted_parquet_is_reported(tmp_path):
 
 def test_parquet_is_plain_parquet(tmp_path):
     """Files are readable by any parquet tool, without the project's code."""
-    manager = ParquetIOManager(base_path=UPath(tmp_path))
+    manager = ParquetIOManager(AssetStorage(base_path=str(tmp_path)))
     out, _ = _contexts()
     manager.handle_output(out, make_splits())
     table = pq.read_table(tmp_path / "thing" / "mnist.parquet")

@@ -136,8 +136,7 @@ def test_weights_round_trip(tmp_path, mnist_subset):
     clean, _ = mnist_subset
     trained = train_vae(variant_config("elbo", **{**SMALL, "epochs": 1}), clean)
     path = str(tmp_path / "m.weights.h5")
-    trained.cache_key = "first"
-    save_trained(trained, path)
+    save_trained(trained, path, key="first")
     back = load_trained(path)
     assert back.config == trained.config and back.history == trained.history
     assert not back.loaded  # config, history and key come without building the model
@@ -145,8 +144,7 @@ def test_weights_round_trip(tmp_path, mnist_subset):
     assert back.loaded
 
     stale = load_trained(path)  # opened, then the file is replaced by another training
-    trained.cache_key = "second"
-    save_trained(trained, path)
+    save_trained(trained, path, key="second")
     with pytest.raises(DataError, match="replaced since it was opened"):
         represent(stale, clean[:20])
 

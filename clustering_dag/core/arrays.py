@@ -73,12 +73,8 @@ class Splits:
                       meta={**self.meta, "source_rows": source_rows})
 
     def with_x(self, train_x: np.ndarray, test_x: np.ndarray, **meta) -> Splits:
-        """The same labels with new features (e.g. a representation of these images).
-
-        The cache key of the source is not carried over: the new value gets its own.
-        """
-        kept = {k: v for k, v in self.meta.items() if k != "cache_key"}
-        return replace(self, train_x=train_x, test_x=test_x, meta={**kept, **meta})
+        """The same labels with new features (e.g. a representation of these images)."""
+        return replace(self, train_x=train_x, test_x=test_x, meta={**self.meta, **meta})
 
     def summary(self) -> dict:
         return {

@@ -15,25 +15,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.mixture import GaussianMixture
 
+from clustering_dag.core.configs import ClusterConfig
 from clustering_dag.core.errors import DataError
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    method: str = "kmeans"  # "kmeans" or "gmm"
-    n_clusters: int = 10
-    n_init: int = 10
-    max_iter: int = 500
-    seed: int = 1234
-    covariance_type: str = "diag"  # for gmm: "diag" or "full"
-
-    def __post_init__(self):
-        if self.method not in ("kmeans", "gmm"):
-            raise ValueError(f"method must be 'kmeans' or 'gmm', got {self.method!r}")
-        if self.covariance_type not in ("diag", "full"):
-            raise ValueError(f"covariance_type must be 'diag' or 'full', got {self.covariance_type!r}")
-        if self.n_clusters < 2 or self.n_init < 1 or self.max_iter < 1:
-            raise ValueError("n_clusters must be >= 2, n_init and max_iter >= 1")
 
 
 @dataclass
@@ -117,6 +100,6 @@ def fit_clusters(x: np.ndarray, config: ClusterConfig) -> ClusterModel:
                             inertia=float(km.inertia_), n_iter=int(km.n_iter_), config=config)
     gm = GaussianMixture(n_components=config.n_clusters, covariance_type=config.covariance_type,
                          n_init=config.n_init, max_iter=config.max_iter,
-                         random_state=config.seed, reg_covar=1e-4).fit(x)
+                         random_state=config.seed, reg_covar=config.reg_covar).fit(x)
     return ClusterModel("gmm", gm.means_, covariances=gm.covariances_, weights=gm.weights_,
                         inertia=float(-gm.lower_bound_), n_iter=int(gm.n_iter_), config=config)

@@ -10,28 +10,13 @@ stage's value is the embedding of the fit sample and of every test row, as array
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
 from clustering_dag.core.arrays import Splits
+from clustering_dag.core.configs import ManifoldConfig
 from clustering_dag.core.errors import DataError
-
-
-@dataclass(frozen=True)
-class ManifoldConfig:
-    n_components: int = 10
-    n_neighbors: int = 20
-    min_dist: float = 0.0
-    fit_rows: int | None = 20_000  # None: every training row
-    n_epochs: int | None = None  # None: UMAP's default (500 below 10,000 rows, else 200)
-    seed: int = 1234
-
-    def __post_init__(self):
-        if self.n_components < 1 or self.n_neighbors < 2 or self.min_dist < 0:
-            raise ValueError("n_components must be >= 1, n_neighbors >= 2, min_dist >= 0")
-        if self.fit_rows is not None and self.fit_rows < self.n_neighbors + 1:
-            raise ValueError(f"fit_rows must exceed n_neighbors ({self.n_neighbors})")
 
 
 def embed(codes: Splits, config: ManifoldConfig) -> Splits:
@@ -57,7 +42,6 @@ def embed(codes: Splits, config: ManifoldConfig) -> Splits:
     train = reducer.fit_transform(codes.train_x[rows]).astype(np.float32)
     test = reducer.transform(codes.test_x).astype(np.float32)
     train_y = None if codes.train_y is None else codes.train_y[rows]
-    kept = {k: v for k, v in codes.meta.items() if k != "cache_key"}
     return Splits(train, train_y, test, codes.test_y,
-                  meta={**kept, "representation": "manifold", "fit_rows": int(len(rows)),
+                  meta={**codes.meta, "representation": "manifold", "fit_rows": int(len(rows)),
                         "of_train_rows": int(n), "umap": asdict(config)})

@@ -1,6 +1,7 @@
 """A trained VAE and its file: Keras HDF5 weights with the config, the training history, the
-latent-activity diagnostics and the cache key as attributes (no pickle). Opening a file reads
-those attributes with h5py only; the Keras model, and so TensorFlow, loads when first used.
+latent-activity diagnostics and (given by the caller) a cache key as attributes (no pickle).
+Opening a file reads those attributes with h5py only; the Keras model, and so TensorFlow, loads
+when first used.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ from clustering_dag.core.variants import VAEConfig
 
 
 class TrainedVAE:
-    """A trained model (a :class:`clustering_dag.core.vae.VAE`) with its config and training
+    """A trained model (a :class:`clustering_dag.core.model.VAE`) with its config and training
     history. The model may be given, or built on first use by ``load_model``: reading a stored
-    model's config, history or cache key needs no TensorFlow."""
+    model's config or history needs no TensorFlow."""
 
     def __init__(self, model, config: VAEConfig, history: list[dict] | None = None, seconds: float = 0.0,
-                 cache_key: str = "", load_model: Callable[[], Any] | None = None,
-                 diagnostics: dict | None = None):
+                 load_model: Callable[[], Any] | None = None, diagnostics: dict | None = None):
         self._model, self._load_model = model, load_model
         self.config, self.history, self.seconds = config, history or [], seconds
-        self.cache_key = cache_key  # set by the pipeline: what inputs and config produced this model
         self.diagnostics = diagnostics or {}  # latent activity (core.vae.latent_activity)
 
     @property
@@ -41,8 +40,12 @@ class TrainedVAE:
         return self.history[-1] if self.history else {}
 
 
-def save_trained(trained: TrainedVAE, path: str) -> None:
-    """Keras HDF5 weights, with the config and the training history as JSON attributes."""
+KEY_ATTRIBUTE = "clustering_dag_cache_key"
+
+
+def save_trained(trained: TrainedVAE, path: str, key: str = "") -> None:
+    """Keras HDF5 weights, with the config and the training history as JSON attributes, and
+    ``key`` (what made this model, for the caller's cache)."""
     import h5py
 
     trained.model.save_weights(path, save_format="h5")
@@ -51,11 +54,11 @@ def save_trained(trained: TrainedVAE, path: str) -> None:
         fh.attrs["clustering_dag_history"] = json.dumps(trained.history)
         fh.attrs["clustering_dag_diagnostics"] = json.dumps(trained.diagnostics)
         fh.attrs["clustering_dag_seconds"] = trained.seconds
-        fh.attrs["clustering_dag_cache_key"] = trained.cache_key
+        fh.attrs[KEY_ATTRIBUTE] = key
 
 
 def load_trained(path: str, lazy: bool = True) -> TrainedVAE:
-    """A stored model: config, history and key now (h5py only); the Keras model, and so
+    """A stored model: config and history now (h5py only); the Keras model, and so
     TensorFlow, on first use of ``.model`` (at once when not ``lazy``, e.g. for a temporary file)."""
     import h5py
 
@@ -63,18 +66,18 @@ def load_trained(path: str, lazy: bool = True) -> TrainedVAE:
         config = VAEConfig.from_json(fh.attrs["clustering_dag_config"])
         history = json.loads(fh.attrs["clustering_dag_history"])
         seconds = float(fh.attrs["clustering_dag_seconds"])
-        cache_key = str(fh.attrs.get("clustering_dag_cache_key", ""))
+        key = str(fh.attrs.get(KEY_ATTRIBUTE, ""))
         diagnostics = json.loads(fh.attrs.get("clustering_dag_diagnostics", "{}"))
 
     def build():
-        from clustering_dag.core.vae import build_with_weights
+        from clustering_dag.core.model import build_with_weights
 
         with h5py.File(path, "r") as fh:  # the weights must still be the ones described above
-            if str(fh.attrs.get("clustering_dag_cache_key", "")) != cache_key:
+            if str(fh.attrs.get(KEY_ATTRIBUTE, "")) != key:
                 raise DataError(f"trained model {path} was replaced since it was opened; run again.")
         return build_with_weights(config, path)
 
-    return TrainedVAE(None if lazy else build(), config, history, seconds, cache_key, load_model=build,
+    return TrainedVAE(None if lazy else build(), config, history, seconds, load_model=build,
                       diagnostics=diagnostics)
 
 

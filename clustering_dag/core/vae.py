@@ -8,7 +8,8 @@ The loss is
 
 with the KL from TFP, beta_t rising linearly to beta over the config's ``kl_warmup`` share of the
 steps, and an optional free-bits floor per latent dimension. The training variants, ``paper`` and
-``elbo``, and the config live in :mod:`clustering_dag.core.variants`, which needs no TensorFlow.
+``elbo``, and the config live in :mod:`clustering_dag.core.variants`, which needs no TensorFlow;
+the Keras model itself in :mod:`clustering_dag.core.model`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from clustering_dag.core.arrays import Splits
+from clustering_dag.core.model import VAE
 from clustering_dag.core.tf_env import keras, tf, tfd
 from clustering_dag.core.trained import TrainedVAE
 from clustering_dag.core.variants import VARIANTS, VAEConfig, variant_config
@@ -26,44 +28,6 @@ from clustering_dag.core.variants import VARIANTS, VAEConfig, variant_config
 BCE_EPSILON = 1e-7  # the clip Keras 2 applies inside binary_crossentropy
 MIN_SCALE = 0.05  # floor of the Gaussian decoder's calibrated scale (data span about [0, 1])
 ACTIVE_VARIANCE = 0.01  # a latent dimension is active when Var_x E[z|x] exceeds this (Burda et al.)
-
-
-class VAE(keras.Model):
-    """Encoder -> q(z|x) = N(mu, diag(sigma^2)); decoder -> logits (Bernoulli) or mean (Gaussian)."""
-
-    def __init__(self, config: VAEConfig):
-        super().__init__()
-        self.config = config
-        dense = keras.layers.Dense
-        self.encoder = keras.Sequential(
-            [dense(h, activation="relu") for h in config.hidden]
-            + [dense(2 * config.latent_dim, dtype="float32")], name="encoder")
-        self.decoder = keras.Sequential(
-            [dense(h, activation="relu") for h in reversed(config.hidden)]
-            + [dense(config.input_dim, dtype="float32")], name="decoder")
-        self.encoder.build((None, config.input_dim))
-        self.decoder.build((None, config.latent_dim))
-        zeros = tf.zeros(config.latent_dim)
-        self.prior = tfd.MultivariateNormalDiag(loc=zeros, scale_diag=tf.ones_like(zeros))
-
-    def encode(self, x) -> tuple[tf.Tensor, tf.Tensor]:
-        """Location and scale of q(z|x)."""
-        loc, log_var = tf.split(self.encoder(x), 2, axis=-1)
-        return loc, tf.exp(0.5 * log_var)
-
-    def posterior(self, x) -> tfd.Distribution:
-        loc, scale = self.encode(x)
-        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
-
-    def mean_of(self, out):
-        """E[x|z] from the decoder's output: sigmoid(logits), or the Gaussian mean itself."""
-        return out if self.config.likelihood == "gaussian" else tf.sigmoid(out)
-
-    def call(self, x):
-        return self.decoder(self.posterior(x).mean())
-
-    def get_config(self) -> dict:
-        return {"config": self.config.to_json()}  # what the model is; its weights are saved apart
 
 
 def reconstruction_loss(x, out, likelihood: str):
@@ -235,13 +199,5 @@ def decode(trained: TrainedVAE, z: np.ndarray) -> np.ndarray:
     return model.mean_of(model.decoder(tf.constant(z, tf.float32))).numpy()
 
 
-def build_with_weights(config: VAEConfig, path: str) -> VAE:
-    """A model of ``config`` with the weights stored in ``path`` (see :func:`~clustering_dag.core.
-    variants.load_trained`, which reads the rest of the file without TensorFlow)."""
-    model = VAE(config)
-    model.load_weights(path)
-    return model
-
-
 __all__ = ["VAEConfig", "VARIANTS", "variant_config", "VAE", "TrainedVAE", "train_vae",
-           "represent", "representations", "decode", "build_with_weights", "loss_terms", "latent_activity"]
+           "represent", "representations", "decode", "loss_terms", "latent_activity"]

@@ -1,6 +1,7 @@
-"""What a VAE is asked to be, without TensorFlow: its config and the two training variants.
+"""The two training variants of the VAE and the spaces the pipeline clusters, without TensorFlow.
 Importing this costs nothing, so the Dagster layer can name variants and configs without loading
-TensorFlow (that happens in :mod:`clustering_dag.core.vae`).
+TensorFlow (that happens in :mod:`clustering_dag.core.vae`); the config is
+:class:`~clustering_dag.core.configs.VAEConfig`.
 
 - ``paper`` reproduces what the authors' code trained: beta = 0 (their KL never reached the loss),
   binary cross-entropy averaged over pixels with the probabilities clipped to [1e-7, 1 - 1e-7]
@@ -19,55 +20,9 @@ reconstruction term keeps its weight against the KL on continuous data). ``auto`
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from clustering_dag.core.configs import LIKELIHOODS, VAEConfig
 
-LIKELIHOODS = ("clipped_bce", "bernoulli", "gaussian")
-
-
-@dataclass(frozen=True)
-class VAEConfig:
-    input_dim: int = 784
-    hidden: tuple[int, ...] = (128, 64, 32)
-    latent_dim: int = 10
-    beta: float = 0.0
-    likelihood: str = "clipped_bce"  # one of LIKELIHOODS
-    code: str = "sample"  # latent code: "sample" from q(z|x) (paper) or its "mean"
-    train_on_noisy: bool = True  # the paper trains on its noisy training images
-    learning_rate: float = 1e-3
-    epochs: int = 60
-    batch_size: int = 512
-    seed: int = 1234
-    kl_warmup: float = 0.0  # share of training steps over which the KL weight rises from 0 to beta
-    free_bits: float = 0.0  # nats per latent dimension below which the KL is not penalised
-
-    def __post_init__(self):
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-        if not 0 <= self.kl_warmup <= 1 or self.free_bits < 0:
-            raise ValueError(f"kl_warmup must be in [0, 1] and free_bits >= 0, got "
-                             f"{self.kl_warmup} and {self.free_bits}")
-        if self.code not in ("sample", "mean"):
-            raise ValueError(f"code must be 'sample' or 'mean', got {self.code!r}")
-        if self.latent_dim < 1 or not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"layer sizes must be positive: hidden={self.hidden}, latent={self.latent_dim}")
-        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.beta < 0:
-            raise ValueError("epochs, batch_size and learning_rate must be positive and beta >= 0")
-
-    def training_data(self, raw, noisy):
-        """What this model trains on: the noisy images (``noisy``, the paper's) or the clean ones
-        (``raw``), both :class:`~clustering_dag.core.arrays.Splits`."""
-        return noisy if self.train_on_noisy else raw
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> VAEConfig:
-        data = json.loads(text)
-        data["hidden"] = tuple(data["hidden"])
-        return cls(**data)
-
+__all__ = ["LIKELIHOODS", "VAEConfig", "REPRESENTATIONS", "SPACES", "VARIANTS", "variant_config"]
 
 # The spaces the pipeline clusters: the (noisy) input itself, and the VAE's reconstruction and code.
 REPRESENTATIONS = ("original", "reconstructed", "latent")

@@ -1,9 +1,11 @@
-"""IO managers: array and table assets as parquet, the VAE as a Keras weights file.
+"""IO managers: array and table assets as parquet, the VAE as a Keras weights file, figures as PNG.
 
-Both are :class:`dagster.UPathIOManager` subclasses over the :class:`AssetStorage` layout, so the
-base path may be a local folder or an object-store URL. Every write goes to a temporary file that
-is renamed into place, so a crash never leaves a half-written file where a later run would trust
-it. A value whose cache key equals the stored file's is not written again.
+The first two are :class:`dagster.UPathIOManager` subclasses, so the base path may be a local
+folder or an object-store URL; each writes where :meth:`AssetStorage.path` says (the shared
+storage resource, not a copy of it). Every write goes to a temporary file that is renamed into
+place, so a crash never leaves a half-written file where a later run would trust it. The cache
+key comes with the output (its ``cache_key`` metadata, set by :mod:`clustering_dag.defs.cached`)
+and is written into the file; a file that already holds that key is not written again.
 """
 
 from typing import TYPE_CHECKING
@@ -11,62 +13,72 @@ from typing import TYPE_CHECKING
 from dagster import (
     ConfigurableIOManagerFactory,
     InputContext,
+    IOManager,
     MetadataValue,
     OutputContext,
     UPathIOManager,
 )
 
-from clustering_dag.defs.assets.common import table_metadata
-from clustering_dag.defs.storage import AssetStorage, atomic_write, key_of, read_parquet, write_parquet
+from clustering_dag.defs.assets.common import png_markdown, table_metadata
+from clustering_dag.defs.storage import (
+    AssetStorage,
+    atomic_write,
+    file_key,
+    png_with_key,
+    write_bytes,
+    write_parquet,
+)
 
 if TYPE_CHECKING:
     from upath import UPath
 
 
-def output_path(manager: UPathIOManager, context: OutputContext) -> "UPath":
-    """The file an output was written to (partitioned or not)."""
-    if context.has_asset_partitions:
-        return next(iter(manager._get_paths_for_partitions(context).values()))
-    return manager._get_path(context)
+def output_key(context: OutputContext) -> str | None:
+    """The cache key the step gave its output, if any."""
+    value = context.output_metadata.get("cache_key")
+    return (getattr(value, "value", value) or None) if value is not None else None
 
 
-class _KeyedIOManager(UPathIOManager):
+class _StoredIOManager(UPathIOManager):
     kind = ""
+    extension = ""  # the storage's path has it
 
-    def __init__(self, base_path: "UPath"):
-        super().__init__(base_path=base_path)
-        self._storage = AssetStorage(base_path=str(base_path))
+    def __init__(self, storage: AssetStorage):
+        super().__init__(base_path=storage.root())
+        self.storage = storage
+
+    def get_path_for_partition(self, context, path: "UPath", partition: str) -> "UPath":
+        return self.storage.path(context.asset_key, partition, self.kind)
 
     def dump_to_path(self, context: OutputContext, obj, path: "UPath") -> None:
-        key = key_of(obj)
-        if key and self._storage.stored_key(path, self.kind) == key:
+        key = output_key(context)
+        if key and file_key(path, self.kind) == key:
             context.log.debug(f"{path} already holds this value (same cache key); not rewritten")
-            return
-        self._write(obj, path)
+        else:
+            self.write(obj, path, key)
 
-    def _write(self, obj, path: "UPath") -> None:
+    def load_from_path(self, context: InputContext, path: "UPath"):
+        return self.storage.read(path, self.kind)
+
+    def write(self, obj, path: "UPath", key: str | None) -> None:
         raise NotImplementedError
 
     def get_metadata(self, context: OutputContext, obj) -> dict:
-        path = output_path(self, context)
-        return {"size_bytes": MetadataValue.int(path.stat().st_size),
-                "cache_key": MetadataValue.text(key_of(obj) or "")}
+        """Besides the path (which Dagster adds): the file's size, and what the value holds."""
+        path = self.storage.path(context.asset_key, context.partition_key, self.kind)
+        return {"size_bytes": MetadataValue.int(path.stat().st_size), **self.describe(obj, path)}
+
+    def describe(self, obj, path: "UPath") -> dict:
+        return {}
 
 
-class ParquetIOManager(_KeyedIOManager):
-    """Stores :class:`Splits`, pandas DataFrames and Arrow tables as one parquet file each.
+class ParquetIOManager(_StoredIOManager):
+    """Stores :class:`Splits`, pandas DataFrames and Arrow tables as one parquet file each."""
 
-    Layout: ``<base>/<asset key path>/<partition>.parquet``.
-    """
-
-    extension = ".parquet"
     kind = "parquet"
 
-    def _write(self, obj, path: "UPath") -> None:
-        write_parquet(path, self._to_table(obj), key_of(obj))
-
-    def load_from_path(self, context: InputContext, path: "UPath"):
-        return read_parquet(path)
+    def write(self, obj, path: "UPath", key: str | None) -> None:
+        write_parquet(path, self._to_table(obj), key)
 
     @staticmethod
     def _to_table(obj):
@@ -83,15 +95,15 @@ class ParquetIOManager(_KeyedIOManager):
             return obj
         raise TypeError(f"ParquetIOManager cannot store {type(obj).__name__}")
 
-    def get_metadata(self, context: OutputContext, obj) -> dict:
+    def describe(self, obj, path: "UPath") -> dict:
         import pandas as pd
         import pyarrow.parquet as pq
 
         from clustering_dag.core.arrays import LazySplits, Splits
 
-        meta = super().get_metadata(context, obj)
+        meta = {}
         if isinstance(obj, LazySplits) and not obj.loaded:  # reused: count rows from the footer
-            with output_path(self, context).open("rb") as fh:
+            with path.open("rb") as fh:
                 meta["dagster/row_count"] = MetadataValue.int(pq.read_metadata(fh).num_rows)
         elif isinstance(obj, Splits):
             for name, value in obj.summary().items():
@@ -104,23 +116,45 @@ class ParquetIOManager(_KeyedIOManager):
         return meta
 
 
-class KerasWeightsIOManager(_KeyedIOManager):
+class KerasWeightsIOManager(_StoredIOManager):
     """Stores a trained VAE as one Keras HDF5 weights file with its config and history attached.
+    Nothing is pickled: weights are Keras' own format, config, history and cache key are
+    attributes of the same file."""
 
-    Layout: ``<base>/<asset key path>/<partition>.weights.h5``. Nothing is pickled: weights are
-    Keras' own format, config, history and cache key are attributes of the same file.
-    """
-
-    extension = ".weights.h5"
     kind = "model"
 
-    def _write(self, obj, path: "UPath") -> None:
+    def write(self, obj, path: "UPath", key: str | None) -> None:
         from clustering_dag.core.trained import save_trained
 
-        atomic_write(path, lambda tmp: save_trained(obj, tmp))
+        atomic_write(path, lambda tmp: save_trained(obj, tmp, key or ""))
 
-    def load_from_path(self, context: InputContext, path: "UPath"):
-        return self._storage.load(path, "model")
+
+class FigureIOManager(IOManager):
+    """Stores a figure asset's figures (``{name: matplotlib Figure}``, or the PNG bytes of a reused
+    value) as one PNG each, with the cache key in a text chunk; the UI shows each file's path and
+    the image itself. Figures are leaves: nothing loads them as an input."""
+
+    def __init__(self, storage: AssetStorage):
+        self.storage = storage
+
+    def handle_output(self, context: OutputContext, obj: dict) -> None:
+        from clustering_dag.core.figures import to_png
+
+        key = output_key(context)
+        metadata = {}
+        for i, (name, figure) in enumerate(obj.items()):
+            path = self.storage.path(context.asset_key, context.partition_key, "png", name)
+            png = figure if isinstance(figure, bytes) else to_png(figure)
+            if not (key and file_key(path, "png") == key):
+                data = png_with_key(png, key) if key and not isinstance(figure, bytes) else png
+                write_bytes(path, data)
+            prefix = "" if i == 0 else f"{name}_"
+            metadata.update({f"{prefix}path": MetadataValue.path(str(path)),
+                             f"{prefix}figure": png_markdown(png, name)})
+        context.add_output_metadata(metadata)
+
+    def load_input(self, context: InputContext):
+        raise TypeError(f"{context.asset_key.to_user_string()} is a figure: nothing reads it as an input")
 
 
 class ParquetIOManagerFactory(ConfigurableIOManagerFactory):
@@ -131,8 +165,8 @@ class ParquetIOManagerFactory(ConfigurableIOManagerFactory):
     # (Dagster reads this annotation at class creation: no `from __future__ import annotations` here.)
     storage: AssetStorage
 
-    def create_io_manager(self, context) -> "ParquetIOManager":
-        return ParquetIOManager(base_path=self.storage.root())
+    def create_io_manager(self, context) -> ParquetIOManager:
+        return ParquetIOManager(self.storage)
 
 
 class KerasWeightsIOManagerFactory(ConfigurableIOManagerFactory):
@@ -140,5 +174,14 @@ class KerasWeightsIOManagerFactory(ConfigurableIOManagerFactory):
 
     storage: AssetStorage
 
-    def create_io_manager(self, context) -> "KerasWeightsIOManager":
-        return KerasWeightsIOManager(base_path=self.storage.root())
+    def create_io_manager(self, context) -> KerasWeightsIOManager:
+        return KerasWeightsIOManager(self.storage)
+
+
+class FigureIOManagerFactory(ConfigurableIOManagerFactory):
+    """PNG storage for the figure assets, under the shared :class:`AssetStorage`."""
+
+    storage: AssetStorage
+
+    def create_io_manager(self, context) -> FigureIOManager:
+        return FigureIOManager(self.storage)

@@ -2,7 +2,11 @@
 
 from dagster import Definitions, in_process_executor
 
-from clustering_dag.defs.io_managers import KerasWeightsIOManagerFactory, ParquetIOManagerFactory
+from clustering_dag.defs.io_managers import (
+    FigureIOManagerFactory,
+    KerasWeightsIOManagerFactory,
+    ParquetIOManagerFactory,
+)
 from clustering_dag.defs.resources import Accelerator, DatasetSource
 from clustering_dag.defs.storage import AssetStorage
 
@@ -17,6 +21,7 @@ defs = Definitions(
         "asset_storage": asset_storage,
         "parquet_io_manager": ParquetIOManagerFactory(storage=asset_storage),
         "model_io_manager": KerasWeightsIOManagerFactory(storage=asset_storage),
+        "figure_io_manager": FigureIOManagerFactory(storage=asset_storage),
     },
     # One process per run: the numeric libraries are imported once, not once per step.
     executor=in_process_executor,

@@ -1,11 +1,10 @@
-"""Where assets live on disk (or an object store), atomic writes, and the cache keys that make
-re-runs incremental.
+"""Where assets live on disk (or an object store), atomic writes, and the cache keys stored with
+them.
 
-Every stored asset value carries a *cache key*: a hash of the asset's code version, its config,
-its partition and the cache keys of its inputs. The key is written into the file itself (parquet
-schema metadata, an HDF5 attribute, a PNG text chunk) and is the materialization's Dagster data
-version. A run whose key matches the stored one reuses the file instead of recomputing, and the
-IO managers skip rewriting it.
+Every stored value carries, in its own file, the *cache key* that made it (parquet schema
+metadata, an HDF5 attribute, a PNG text chunk); :mod:`clustering_dag.defs.cached` decides what a
+key is and when a stored value is reused. :meth:`AssetStorage.path` is the one place that says
+where a value lives; the IO managers write and read there.
 
 pyarrow and h5py are imported where a file is read or written, not with the code location.
 """
@@ -26,12 +25,13 @@ from dagster import AssetKey, ConfigurableResource
 from pydantic import Field
 
 from clustering_dag.core.errors import DataError
+from clustering_dag.core.trained import KEY_ATTRIBUTE
 from clustering_dag.settings import cache_root
 
 if TYPE_CHECKING:
     from upath import UPath
 
-KEY_FIELD = "clustering_dag_cache_key"
+KEY_FIELD = KEY_ATTRIBUTE  # one name for the key in every kind of file
 EXTENSIONS = {"parquet": ".parquet", "model": ".weights.h5", "png": ".png"}
 
 
@@ -66,6 +66,14 @@ def atomic_write(path: UPath, write: Callable[[str], None]) -> None:
                 dst.write(src.read())
 
 
+def write_bytes(path: UPath, data: bytes) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+    atomic_write(path, write)
+
+
 STALE_TEMP_SECONDS = 3600
 
 
@@ -98,33 +106,6 @@ def local_copy(path: UPath, folder: str) -> str:
     return local
 
 
-# --- cache keys carried by values -------------------------------------------------------------
-
-def _key_dict(value) -> dict | None:
-    """Where a value keeps its key: a Splits' ``meta``, a DataFrame's ``attrs``; else None."""
-    for name in ("meta", "attrs"):
-        found = getattr(value, name, None)
-        if isinstance(found, dict):
-            return found
-    return None
-
-
-def key_of(value) -> str | None:
-    held = _key_dict(value)
-    return held.get("cache_key") if held is not None else getattr(value, "cache_key", None) or None
-
-
-def with_key(value, key: str | None):
-    if key is None:
-        return value
-    held = _key_dict(value)
-    if held is not None:
-        held["cache_key"] = key
-    else:
-        value.cache_key = key
-    return value
-
-
 # --- parquet ----------------------------------------------------------------------------------
 
 def write_parquet(path: UPath, table, key: str | None) -> None:
@@ -153,7 +134,7 @@ def _read(path: UPath, schema_only: bool = False):
 
 
 def read_parquet(path: UPath, lazy: bool = True):
-    """A stored :class:`Splits` or DataFrame, with its cache key; a clear error if unreadable.
+    """A stored :class:`Splits` or DataFrame; a clear error if unreadable.
 
     Array tables come back as :class:`LazySplits`: the footer is read (and checked) now, the arrays
     on first use. Tables (DataFrames) are small and read at once.
@@ -161,15 +142,12 @@ def read_parquet(path: UPath, lazy: bool = True):
     from clustering_dag.core.arrays import LazySplits, Splits, table_to_splits
 
     meta = _read(path, schema_only=True).metadata or {}
-    key = meta.get(KEY_FIELD.encode(), b"").decode() or None
     if b"clustering_dag" in meta:
         def load() -> Splits:
             return table_to_splits(_read(path), where=str(path))
 
-        value = LazySplits(load, json.loads(meta[b"clustering_dag"])) if lazy else load()
-    else:
-        value = _read(path).to_pandas()
-    return with_key(value, key)
+        return LazySplits(load, json.loads(meta[b"clustering_dag"])) if lazy else load()
+    return _read(path).to_pandas()
 
 
 # --- PNG text chunks --------------------------------------------------------------------------
@@ -196,14 +174,35 @@ def png_key(png: bytes) -> str | None:
     return None
 
 
+# --- what a file says made it --------------------------------------------------------------------
+
+def file_key(path: UPath, kind: str) -> str | None:
+    """The cache key written into a stored file, or None (missing or unreadable file)."""
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            with path.open("rb") as fh:
+                meta = pq.read_schema(fh).metadata or {}
+            return meta.get(KEY_FIELD.encode(), b"").decode() or None
+        if kind == "model":
+            import h5py
+
+            with path.open("rb") as fh, h5py.File(fh, "r") as h5:
+                return str(h5.attrs.get(KEY_FIELD, "")) or None
+        with path.open("rb") as fh:
+            return png_key(fh.read(4096))
+    except Exception:  # noqa: BLE001 - any unreadable file is simply not a cache hit
+        return None
+
+
 # --- the resource -----------------------------------------------------------------------------
 
 class AssetStorage(ConfigurableResource):
-    """The asset cache: ``<base>/<asset key path>/<partition><extension>``.
-
-    ``base_path`` is a folder or any fsspec URL (``s3://bucket/prefix``); empty means
-    ``$CLUSTERING_DAG_CACHE_DIR`` or the project's ``data/``.
-    """
+    """The asset cache. ``base_path`` is a folder or any fsspec URL (``s3://bucket/prefix``); empty
+    means ``$CLUSTERING_DAG_CACHE_DIR`` or the project's ``data/``. Layout (:meth:`path`):
+    ``<base>/<asset key path>/<partition>.parquet`` (arrays, tables), ``….weights.h5`` (models),
+    ``<base>/figures/<variant>/<figure>/<partition>.png`` (figures)."""
 
     base_path: str = Field(default="", description="Folder or URL of the asset cache (default: data/).")
 
@@ -212,38 +211,43 @@ class AssetStorage(ConfigurableResource):
 
         return UPath(self.base_path or cache_root())
 
-    def path(self, asset_key: AssetKey, partition: str, kind: str) -> UPath:
+    def path(self, asset_key: AssetKey, partition: str, kind: str, figure: str | None = None) -> UPath:
+        """Where the value of ``asset_key`` for ``partition`` lives: the one place that says so.
+        A figure asset holds one PNG per ``figure`` name."""
+        if kind == "png":
+            return self.root().joinpath("figures", *asset_key.path[:-1], figure, f"{partition}.png")
         return self.root().joinpath(*asset_key.path, f"{partition}{EXTENSIONS[kind]}")
 
-    def stored_key(self, path: UPath, kind: str) -> str | None:
-        """The cache key written into a stored file, or None (missing or unreadable file)."""
-        try:
-            if kind == "parquet":
-                import pyarrow.parquet as pq
+    def stored_key(self, asset_key: AssetKey, partition: str) -> str | None:
+        """The cache key of the stored value of an asset that others read (arrays, tables,
+        models), or None when there is none."""
+        for kind in ("parquet", "model"):
+            path = self.path(asset_key, partition, kind)
+            if path.exists():
+                return file_key(path, kind)
+        return None
 
-                with path.open("rb") as fh:
-                    meta = pq.read_schema(fh).metadata or {}
-                return meta.get(KEY_FIELD.encode(), b"").decode() or None
-            if kind == "model":
-                import h5py
+    def holds(self, asset_key: AssetKey, partition: str, kind: str, key: str,
+              figures: tuple[str, ...] = ()) -> bool:
+        """Whether the stored value (every PNG of a figure asset) was made with ``key``."""
+        paths = [self.path(asset_key, partition, kind, f) for f in figures] or [
+            self.path(asset_key, partition, kind)]
+        return all(file_key(p, kind) == key for p in paths)
 
-                with path.open("rb") as fh, h5py.File(fh, "r") as h5:
-                    return str(h5.attrs.get(KEY_FIELD, "")) or None
-            with path.open("rb") as fh:
-                return png_key(fh.read(4096))
-        except Exception:  # noqa: BLE001 - any unreadable file is simply not a cache hit
-            return None
+    def load(self, asset_key: AssetKey, partition: str, kind: str, figures: tuple[str, ...] = ()):
+        """The stored value: lazily where that is cheaper (a model's weights, an array's columns);
+        a figure asset's PNGs as ``{figure: bytes}``."""
+        if kind == "png":
+            return {f: self.path(asset_key, partition, kind, f).read_bytes() for f in figures}
+        return self.read(self.path(asset_key, partition, kind), kind)
 
-    def load(self, path: UPath, kind: str):
+    def read(self, path: UPath, kind: str):
         if kind == "parquet":
             return read_parquet(path)
-        if kind == "model":
-            if is_local(path):  # the weights (and TensorFlow) load when the model is first used
-                return self._load_model(path.path, lazy=True)
-            with tempfile.TemporaryDirectory() as folder:
-                return self._load_model(local_copy(path, folder), lazy=False)
-        with path.open("rb") as fh:
-            return fh.read()
+        if is_local(path):  # the weights (and TensorFlow) load when the model is first used
+            return self._load_model(path.path, lazy=True)
+        with tempfile.TemporaryDirectory() as folder:
+            return self._load_model(local_copy(path, folder), lazy=False)
 
     @staticmethod
     def _load_model(local: str, lazy: bool):

@@ -28,8 +28,6 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from dagster import AssetOut, asset, multi_asset
-
 PACKAGE = "clustering_dag"
 CORE = f"{PACKAGE}.core"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -385,23 +383,3 @@ def source_version(fn: Callable, runs: tuple[Callable, ...] = ()) -> str:
     ``runs``: resource methods the asset calls to make its value (a method called on a resource
     parameter cannot be told from its name alone)."""
     return _on_disk.version(fn, tuple(runs))
-
-
-def asset_from_source(*, runs: tuple[Callable, ...] = (), **kwargs):
-    """``@dagster.asset`` with the code version derived from the decorated function's source
-    (and from ``runs``, see :func:`source_version`)."""
-    def wrap(fn):
-        return asset(code_version=source_version(fn, runs), **kwargs)(fn)
-
-    return wrap
-
-
-def multi_asset_from_source(*, outs: Mapping[str, Mapping], runs: tuple[Callable, ...] = (), **kwargs):
-    """``@dagster.multi_asset``; ``outs`` maps each output to its ``AssetOut`` arguments, and every
-    output gets the code version derived from the decorated function's source."""
-    def wrap(fn):
-        version = source_version(fn, runs)
-        return multi_asset(outs={name: AssetOut(**out, code_version=version) for name, out in outs.items()},
-                           **kwargs)(fn)
-
-    return wrap

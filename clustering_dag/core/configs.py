@@ -1,0 +1,115 @@
+"""What each stage is asked to do: its settings, declared once, with their defaults, their
+descriptions (which the Dagster UI shows) and their checks. Plain dataclasses with no numeric
+library behind them, so the Dagster layer builds its run config from them at no import cost."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+# The seed of every random choice (noise, initialisations, samples) unless a config says otherwise.
+DEFAULT_SEED = 1234
+
+LIKELIHOODS = ("clipped_bce", "bernoulli", "gaussian")
+
+
+def about(text: str) -> dict:
+    """A field's description, ``field(metadata=about(...))``."""
+    return {"description": text}
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """VAE hyper-parameters; defaults are the paper's. The variant (``paper``, ``elbo``) fixes the
+    latent code (sample or mean) and whether the training images are the noisy ones, and gives the
+    defaults of beta, the likelihood and the protection against posterior collapse."""
+
+    input_dim: int = 784
+    hidden: tuple[int, ...] = field(default=(128, 64, 32),
+                                    metadata=about("Encoder layer sizes (decoder mirrors)."))
+    latent_dim: int = 10
+    beta: float = field(default=0.0, metadata=about("KL weight."))
+    likelihood: str = field(default="clipped_bce", metadata=about(
+        "p(x|z): clipped_bce (the paper's loss), bernoulli (images), gaussian (feature tables), or "
+        "auto (bernoulli for images, gaussian for tables)."))
+    code: str = "sample"  # latent code: "sample" from q(z|x) (paper) or its "mean"
+    train_on_noisy: bool = True  # the paper trains on its noisy training images
+    learning_rate: float = 1e-3
+    epochs: int = 60
+    batch_size: int = 512
+    seed: int = DEFAULT_SEED
+    kl_warmup: float = field(default=0.0, metadata=about(
+        "Share of training over which the KL weight rises from 0 to beta."))
+    free_bits: float = field(default=0.0, metadata=about(
+        "Nats per latent dimension the KL may use unpenalised."))
+
+    def __post_init__(self):
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if not 0 <= self.kl_warmup <= 1 or self.free_bits < 0:
+            raise ValueError(f"kl_warmup must be in [0, 1] and free_bits >= 0, got "
+                             f"{self.kl_warmup} and {self.free_bits}")
+        if self.code not in ("sample", "mean"):
+            raise ValueError(f"code must be 'sample' or 'mean', got {self.code!r}")
+        if self.latent_dim < 1 or not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"layer sizes must be positive: hidden={self.hidden}, latent={self.latent_dim}")
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.beta < 0:
+            raise ValueError("epochs, batch_size and learning_rate must be positive and beta >= 0")
+
+    def training_data(self, raw, noisy):
+        """What this model trains on: the noisy images (``noisy``, the paper's) or the clean ones
+        (``raw``), both :class:`~clustering_dag.core.arrays.Splits`."""
+        return noisy if self.train_on_noisy else raw
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> VAEConfig:
+        data = json.loads(text)
+        data["hidden"] = tuple(data["hidden"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The paper's k-means by default; ``method: gmm`` fits a Gaussian mixture instead."""
+
+    method: str = field(default="kmeans", metadata=about("kmeans or gmm (a Gaussian mixture)."))
+    n_clusters: int = field(default=10, metadata=about("Number of clusters."))
+    n_init: int = field(default=10, metadata=about("Restarts; the best fit is kept."))
+    max_iter: int = 500
+    seed: int = DEFAULT_SEED
+    covariance_type: str = field(default="diag", metadata=about(
+        "gmm only: per-cluster variances (diag) or full covariance matrices (full)."))
+    reg_covar: float = field(default=1e-4, metadata=about(
+        "gmm only: added to the covariances' diagonal, for stability."))
+
+    def __post_init__(self):
+        if self.method not in ("kmeans", "gmm"):
+            raise ValueError(f"method must be 'kmeans' or 'gmm', got {self.method!r}")
+        if self.covariance_type not in ("diag", "full"):
+            raise ValueError(f"covariance_type must be 'diag' or 'full', got {self.covariance_type!r}")
+        if self.n_clusters < 2 or self.n_init < 1 or self.max_iter < 1 or self.reg_covar < 0:
+            raise ValueError("n_clusters must be >= 2, n_init and max_iter >= 1, reg_covar >= 0")
+
+
+@dataclass(frozen=True)
+class ManifoldConfig:
+    """UMAP of the latent code (umap-learn): N2D's settings by default."""
+
+    n_components: int = field(default=10, metadata=about("Dimensions of the embedding."))
+    n_neighbors: int = 20
+    min_dist: float = 0.0
+    fit_rows: int | None = field(default=20_000, metadata=about(
+        "UMAP is fitted on a seeded sample of this many training codes (its cost grows faster than "
+        "the rows; seeded UMAP runs on one thread); None = every row."))
+    n_epochs: int | None = field(default=None, metadata=about(
+        "UMAP's optimisation epochs; None = its default (500 below 10,000 rows, else 200)."))
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self):
+        if self.n_components < 1 or self.n_neighbors < 2 or self.min_dist < 0:
+            raise ValueError("n_components must be >= 1, n_neighbors >= 2, min_dist >= 0")
+        if self.fit_rows is not None and self.fit_rows < self.n_neighbors + 1:
+            raise ValueError(f"fit_rows must exceed n_neighbors ({self.n_neighbors})")
