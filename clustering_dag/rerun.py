@@ -12,16 +12,23 @@ import argparse
 import sys
 
 
-def rerun_from_failure(run_id: str, instance, module: str = "clustering_dag.definitions"):
+def job_named(name: str):
+    """The code location's job ``name`` (what each process of a re-executed run rebuilds)."""
+    from clustering_dag.definitions import defs
+
+    return defs.resolve_job_def(name)
+
+
+def rerun_from_failure(run_id: str, instance):
     """Execute ``run_id``'s job from failure; the new run's :class:`~dagster.JobExecutionResult`."""
-    from dagster import ReexecutionOptions, execute_job
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster import ReexecutionOptions, build_reconstructable_job, execute_job
 
     parent = instance.get_run_by_id(run_id)
     if parent is None:
         raise SystemExit(f"run {run_id!r} not found in this instance (DAGSTER_HOME); "
                          "see `dagster run list` for the ids")
-    job = ReconstructableRepository.for_module(module, "defs").get_reconstructable_job(parent.job_name)
+    job = build_reconstructable_job("clustering_dag.rerun", "job_named",
+                                    reconstructable_args=(parent.job_name,))
     return execute_job(job, instance, run_config=parent.run_config, tags=parent.tags,
                        reexecution_options=ReexecutionOptions.from_failure(run_id, instance))
 

@@ -17,7 +17,7 @@ def clustered_codes(n_train=3000, n_test=600, seed=0) -> Splits:
     x, y = make_blobs(n_samples=n_train + n_test, n_features=10, centers=10, cluster_std=1.5,
                       random_state=seed)
     x = x.astype(np.float32)
-    return Splits(x[:n_train], y[:n_train], x[n_train:], y[n_train:], meta={"cache_key": "k"})
+    return Splits(x[:n_train], y[:n_train], x[n_train:], y[n_train:], meta={"source": "blobs"})
 
 
 def test_config_is_checked():
@@ -43,7 +43,7 @@ def test_umap_then_mixture_recovers_the_clusters_and_repeats():
     embedded = embed(codes, config)
     assert embedded.train_x.shape == (1000, 5) and embedded.test_x.shape == (600, 5)
     assert embedded.meta["fit_rows"] == 1000 and embedded.meta["of_train_rows"] == 3000
-    assert "cache_key" not in embedded.meta  # a new value gets a key of its own
+    assert embedded.meta["source"] == "blobs"  # the codes' metadata carried over (no cache key in it)
     np.testing.assert_array_equal(embedded.test_y, codes.test_y)
     model = fit_clusters(embedded.train_x, ClusterConfig(method="gmm", n_clusters=10, n_init=2))
     accuracy = label_metrics(embedded.test_y, model.predict(embedded.test_x))["accuracy"]

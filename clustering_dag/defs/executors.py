@@ -22,7 +22,11 @@ and what follows them, reusing every step that had finished.
 
 import time
 
-from dagster import Field, executor, multiple_process_executor_requirements
+from dagster import Field, executor, multiple_process_executor_requirements, serialize_value
+
+# Private Dagster APIs, each where no public one exists: `RetryMode` parses the `retries` config
+# that `CeleryExecutor` requires (dagster_celery's own executor function does the same), and the
+# lost-step failure below is built as Dagster builds a step failure (an event, its data, an error).
 from dagster._core.execution.retries import RetryMode
 from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor
 
@@ -118,8 +122,6 @@ class WatchedResult:
         return True
 
     def get(self):
-        from dagster._serdes import serialize_value
-
         if self.recorded:
             return [serialize_value(event) for event in self.recorded]
         if not self.lost:
@@ -147,6 +149,9 @@ class WatchedCeleryExecutor(CeleryExecutor):
 
     def execute(self, plan_context, execution_plan):
         from dagster_celery.core_execution_loop import core_celery_execution_loop
+
+        # dagster_celery's own submission of a step (private: its loop takes the function that
+        # submits, and the watch wraps what it returns).
         from dagster_celery.executor import _submit_task
 
         watches = {}
