@@ -190,3 +190,6 @@ def test_a_runs_profile_is_named_from_its_settings():
                              "batch_size": 32}) == "small"
     assert matching_profile({**PAPER_RUN, "all_rows": False}) == "custom"  # rows cut, paper's epochs
     assert matching_profile({**QUICK_RUN, "all_rows": False, "epochs": 5}) == "custom"
+    # The seeds profile is the paper's settings under three seeds: its tables say so.
+    assert matching_profile({**PAPER_RUN, "all_rows": True, "n_seeds": 3}) == "seeds"
+    assert matching_profile({**PAPER_RUN, "all_rows": True, "n_seeds": 2}) == "custom"

@@ -145,6 +145,7 @@ def run_edited_copy(graph, tmp_path, module: str, change) -> dict[str, bool]:
     with the copy in a fresh process against a copy of the shared cache: what was reused?"""
     shutil.copytree(PACKAGE_DIR, tmp_path / "src" / "clustering_dag",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PACKAGE_DIR.parent / "pyproject.toml", tmp_path / "src")  # the project the defs load from
     edited = tmp_path / "src" / "clustering_dag" / "core" / f"{module}.py"
     edited.write_text(change(edited.read_text()))
     script = (

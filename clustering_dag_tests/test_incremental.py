@@ -62,6 +62,22 @@ def test_cold_run_computes_everything(quick_graph):
     assert not any(reused.values())
 
 
+def test_a_reused_value_shows_the_metadata_of_the_run_that_made_it(quick_graph, graph_copy):
+    """A warm re-run in the same instance reuses every value and shows what the cold run showed:
+    the samples figure, the training history, the metric table, not a poorer summary."""
+    with DagsterInstance.from_config(str(graph_copy.home)) as instance:
+        result = materialize(all_assets, partition_key="mnist", run_config=quick(), resources=resources,
+                             instance=instance)
+    cold = {e.asset_key: e.materialization.metadata
+            for e in quick_graph.result.get_asset_materialization_events()}
+    for event in result.get_asset_materialization_events():
+        warm = event.materialization.metadata
+        assert warm["reused"].value, event.asset_key
+        assert set(cold[event.asset_key]) <= set(warm), event.asset_key  # nothing the cold run said is lost
+    assert "samples" in cold[AssetKey("raw_dataset")]
+    assert "loss_curve" in cold[AssetKey(["paper", "trained_vae"])]
+
+
 def test_warm_run_recomputes_nothing(cache_copy):
     reused = run(quick())
     assert all(reused.values()), [k for k, v in reused.items() if not v]

@@ -26,8 +26,8 @@ def test_every_asset_materializes(quick_run):
 def test_representations(quick_run):
     result, _ = quick_run
     for variant in ("paper", "elbo"):
-        latent = result.output_for_node(f"{variant}_representations", "latent_representation")
-        recon = result.output_for_node(f"{variant}_representations", "reconstructed_representation")
+        latent = result.output_for_node(f"{variant}__latent_representation")
+        recon = result.output_for_node(f"{variant}__reconstructed_representation")
         assert isinstance(latent, Splits)
         assert latent.train_x.shape == (10_000, 10) and latent.test_x.shape == (1000, 10)
         assert recon.test_x.shape == (1000, 784)

@@ -67,14 +67,15 @@ def cache_key(context: AssetExecutionContext, config, inputs: list[str | None], 
 
 def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = "parquet",
                  figures: tuple[str, ...] = (), key_extra: Callable | None = None,
-                 runs: tuple[Callable, ...] = (), **asset_args):
+                 depends_on: Callable | None = None, runs: tuple[Callable, ...] = (), **asset_args):
     """Declare the decorated function as an asset partitioned by dataset, cached as above.
 
     ``per_variant``: one asset per training variant (``<variant>/<name>``, group ``<group>_<variant>``;
     the body reads its variant from ``context.asset_key``), else one shared asset. ``kind``:
     ``parquet``, ``model`` or ``png`` (a figure asset returning ``{figure name: Figure}``, whose
     names ``figures`` lists). ``key_extra(context, **params)``: what else the value depends on (a
-    source file's fingerprint). ``runs``: resource methods the body calls, for its code version.
+    source file's fingerprint). ``depends_on(context)``: the inputs the value is made from, when
+    not all of them (the default). ``runs``: resource methods the body calls, for its code version.
     The rest goes to :func:`dagster.asset`.
     """
     def wrap(fn: Callable):
@@ -92,8 +93,9 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
             @functools.wraps(fn)
             def compute(context: AssetExecutionContext, **params):
                 storage = params["asset_storage"] if takes_storage else params.pop("asset_storage")
+                used = depends_on(context) if depends_on else inputs
                 upstream = [storage.stored_key(context.asset_key_for_input(n), context.partition_key)
-                            for n in inputs]
+                            for n in used]
                 extra = key_extra(context, **params) if key_extra else None
                 key = cache_key(context, params.get("config"), upstream, extra)
                 stored = _stored(context, storage, key, kind, figures)

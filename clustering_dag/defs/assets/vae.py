@@ -26,8 +26,16 @@ TrainingConfig = dagster_config(
     unset={k: "the variant's" for k in ("beta", "likelihood", "kl_warmup", "free_bits")})
 
 
+def training_inputs(context: AssetExecutionContext) -> list[str]:
+    """What a variant's VAE is made from: the images it trains on, noisy or clean (the dataset's
+    shape comes with both)."""
+    noisy = VARIANTS[variant_of(context)]["train_on_noisy"]
+    return ["raw_dataset", "noisy_test_set"] if noisy else ["raw_dataset"]
+
+
 @cached_asset(
     per_variant=True, group="vae", kind="model", kinds={"tensorflow"}, runs=(Accelerator.select,),
+    depends_on=training_inputs,
     # One training at a time per pool slot: `dagster instance concurrency set vae_training 1` keeps
     # a single GPU from being shared by two runs. On the Celery executor it goes to the `vae` queue.
     pool="vae_training", op_tags={QUEUE_TAG: VAE_QUEUE})
