@@ -68,6 +68,14 @@ def test_a_step_whose_success_is_logged_counts_as_done_with_its_events():
     assert not task.revoked
 
 
+def test_a_step_that_finishes_while_the_watch_reads_it_is_not_lost():
+    """Celery's state and info are two reads of the backend: a task can finish between them, and
+    its info is then its result (the step's events), not the worker that started it."""
+    result, task = watched([])
+    task.info = ["serialized step events"]
+    assert not result.ready() and result.lost is None
+
+
 def test_a_step_its_worker_dropped_is_lost_and_says_what_to_do():
     result, _ = watched([SimpleNamespace(step_key="raw_dataset", dagster_event=success("raw_dataset"))])
     assert result.ready()

@@ -91,7 +91,10 @@ class WatchedResult:
         """What keeps the step from finishing now, or None while all is well."""
         self.watch.refresh()
         if self.result.state == "STARTED":
-            worker = (self.result.info or {}).get("hostname")
+            info = self.result.info  # a second read of the backend: the task may have finished since
+            if not isinstance(info, dict):  # its result (the events), no longer its worker
+                return None
+            worker = info.get("hostname")
             if self.result.id in self.watch.active.get(worker, ()):
                 return None
             return f'Celery worker "{worker}" started step "{self.step.key}" and stopped running it'
