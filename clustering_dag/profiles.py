@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from clustering_dag.core.variants import VARIANTS, VAEConfig
+from clustering_dag.core.variants import VARIANTS, variant_config
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -37,7 +37,7 @@ def seeds() -> dict:
 
 def quick() -> dict:
     """10,000 training and 1,000 test images, 10 epochs, light clustering, UMAP fitted on 2,000
-    codes; t-SNE as in the full run (500 iterations, past the early-exaggeration phase), so the
+    codes (two restarts), 5 epochs per refinement round; t-SNE as in the full run (500 iterations, past the early-exaggeration phase), so the
     figures show real structure."""
     ops: dict = {"raw_dataset": {"train_rows": 10_000, "test_rows": 1000},
                  "kmeans_original": {"n_init": 2}}
@@ -46,7 +46,8 @@ def quick() -> dict:
         ops[f"{v}__kmeans_reconstructed"] = {"n_init": 2}
         ops[f"{v}__kmeans_latent"] = {"n_init": 2}
         ops[f"{v}__figure_k_sweep"] = {"k_max": 12}
-        ops[f"{v}__manifold_representation"] = {"fit_rows": 2000, "n_epochs": 200}
+        ops[f"{v}__manifold_representation"] = {"fit_rows": 2000, "n_epochs": 200, "restarts": 2}
+        ops[f"{v}__refined_classifier"] = {"epochs": 5}
     return _ops(ops)
 
 
@@ -58,17 +59,18 @@ def small() -> dict:
 PROFILES = {"full": full, "seeds": seeds, "quick": quick, "small": small}
 
 
-def matching_profile(settings: dict) -> str:
-    """The profile a run's settings match (epochs, batch size, the rows it kept: a profile that
-    cuts none needs every row of the dataset, and the number of seeds, 1 unless stated), or
-    ``custom``."""
+def matching_profile(settings: dict, variant: str = "paper") -> str:
+    """The profile a run of ``variant`` matches by its settings (epochs, batch size, the rows it
+    kept: a profile that cuts none needs every row of the dataset, and the number of seeds, 1
+    unless stated), or ``custom``."""
     settings = {"n_seeds": 1, **settings}
+    default = variant_config(variant)
     for name, build in PROFILES.items():
         ops = {op: v["config"] for op, v in build().get("ops", {}).items()}
-        raw, vae = ops.get("raw_dataset", {}), ops.get("paper__trained_vae", {})
-        extra = ops.get("paper__seed_spread", {}).get("extra_seeds", [])
-        expected = {"epochs": vae.get("epochs", VAEConfig.epochs),
-                    "batch_size": vae.get("batch_size", VAEConfig.batch_size), "all_rows": not raw,
+        raw, vae = ops.get("raw_dataset", {}), ops.get(f"{variant}__trained_vae", {})
+        extra = ops.get(f"{variant}__seed_spread", {}).get("extra_seeds", [])
+        expected = {"epochs": vae.get("epochs", default.epochs),
+                    "batch_size": vae.get("batch_size", default.batch_size), "all_rows": not raw,
                     "n_seeds": 1 + len(extra)}
         expected.update({k: raw[k] for k in ("train_rows", "test_rows") if k in raw})
         if all(settings.get(k) == v for k, v in expected.items()):

@@ -17,6 +17,8 @@ from clustering_dag.defs.storage import read_parquet
 from clustering_dag.settings import cache_root
 
 SETTINGS = ("profile", "train_rows", "test_rows", "epochs")
+SPACE_NAMES = {"manifold": "manifold (UMAP of latent, GMM)",
+               "refined": "refined (classifier self-trained on the manifold clusters)"}
 
 
 def report(root: UPath) -> str:
@@ -50,7 +52,7 @@ def report(root: UPath) -> str:
                     digits = 1 if m == "chs" else 3
                     cell = mean_sd(row[f"{m}_mean"], row[f"{m}_sd"], digits)
                     cells.append(f"{cell} ({paper[i]:.{digits}f})" if paper and i < 3 else cell)
-                name = f"{rep} (UMAP of latent, GMM)" if rep == "manifold" else rep
+                name = SPACE_NAMES.get(rep, rep)
                 lines.append(f"| {name} | {int(row['dim'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -13,22 +13,23 @@ import sys
 import pytest
 from dagster import AssetSelection
 
+from clustering_dag.core.variants import VARIANTS
 from clustering_dag.definitions import defs
 from clustering_dag.defs.resources import Accelerator, DatasetSource
 from clustering_dag.defs.versioning import PACKAGE_DIR, SourceVersions
 
 GRAPH = defs.resolve_asset_graph()
-VAE_USERS = {f"{v}/{a}" for v in ("paper", "elbo") for a in (
+VAE_USERS = {f"{v}/{a}" for v in VARIANTS for a in (
     "trained_vae", "reconstructed_representation", "latent_representation", "tsne_embeddings",
     "figure_latent_centroids", "seed_spread")}
-METRICS_USERS = {f"{v}/{a}" for v in ("paper", "elbo")
+METRICS_USERS = {f"{v}/{a}" for v in VARIANTS
                  for a in ("clustering_metrics", "seed_spread", "paper_comparison")}
-DECODE_USERS = {f"{v}/figure_latent_centroids" for v in ("paper", "elbo")}
+DECODE_USERS = {f"{v}/figure_latent_centroids" for v in VARIANTS}
 
 
 RUNS = {"raw_dataset": (DatasetSource.load, DatasetSource.fingerprint),
         **{f"{v}/{a}": (Accelerator.select,)
-           for v in ("paper", "elbo") for a in ("trained_vae", "seed_spread")}}
+           for v in VARIANTS for a in ("trained_vae", "seed_spread", "refined_classifier")}}
 
 
 def versions(sources: dict | None = None) -> dict[str, str]:
@@ -96,21 +97,20 @@ def test_an_edit_changes_the_users_of_that_function_not_of_its_module():
     path = PACKAGE_DIR / "core" / "vae.py"
     assert changed_by(path, edit("decode")) == DECODE_USERS
     assert changed_by(path, lambda t: t + "\n\n_UNUSED = True\n") == set()  # used by no asset
-    assert changed_by(path, edit("represent")) == VAE_USERS - {"paper/trained_vae", "elbo/trained_vae",
-                                                                "paper/figure_latent_centroids",
-                                                                "elbo/figure_latent_centroids"}
+    assert changed_by(path, edit("represent")) == VAE_USERS - {
+        f"{v}/{a}" for v in VARIANTS for a in ("trained_vae", "figure_latent_centroids")}
     # A constant counts: the floor of the Gaussian decoder's scale is used in training only.
     assert changed_by(path, lambda t: t.replace("MIN_SCALE = 0.05", "MIN_SCALE = 0.06")) == {
-        f"{v}/{a}" for v in ("paper", "elbo") for a in ("trained_vae", "seed_spread")}
+        f"{v}/{a}" for v in VARIANTS for a in ("trained_vae", "seed_spread")}
 
 
 def test_editing_core_metrics_changes_the_metric_tables_only():
     path = PACKAGE_DIR / "core" / "metrics.py"
     assert changed_by(path, EDITS["metrics"][1]) == METRICS_USERS
     # The paper comparison reads the metric names only; the tables run the metrics themselves.
-    assert changed_by(path, edit_constant("INTERNAL")) == {"paper/paper_comparison", "elbo/paper_comparison"}
-    assert changed_by(path, edit("internal_metrics")) == METRICS_USERS - {"paper/paper_comparison",
-                                                                          "elbo/paper_comparison"}
+    comparisons = {f"{v}/paper_comparison" for v in VARIANTS}
+    assert changed_by(path, edit_constant("INTERNAL")) == comparisons
+    assert changed_by(path, edit("internal_metrics")) == METRICS_USERS - comparisons
 
 
 def test_editing_the_dataset_readers_changes_the_raw_data_only():
@@ -134,7 +134,7 @@ def test_comments_and_docstrings_do_not_count():
 def test_editing_a_helper_of_the_dagster_layer_changes_its_users_only():
     path = PACKAGE_DIR / "defs" / "assets" / "figures.py"
     assert changed_by(path, lambda t: t.replace("for i in range(3):", "for i in (0, 1, 2):")) == {
-        "tsne_original", "paper/tsne_embeddings", "elbo/tsne_embeddings"}  # users of embed_frame()
+        "tsne_original", *(f"{v}/tsne_embeddings" for v in VARIANTS)}  # users of embed_frame()
     checks = PACKAGE_DIR / "defs" / "assets" / "clustering.py"
     assert changed_by(checks, lambda t: t.replace(  # @unversioned: checks run on every materialization
         '"metrics_finite", passed=not bad', '"metrics_finite", passed=len(bad) == 0')) == set()

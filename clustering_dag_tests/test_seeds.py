@@ -7,6 +7,7 @@ import pytest
 from dagster import AssetKey, materialize
 
 from clustering_dag.core.clustering import ClusterConfig
+from clustering_dag.core.configs import RefineConfig
 from clustering_dag.core.manifold import ManifoldConfig
 from clustering_dag.core.seeds import Chain, mean_sd, spread
 from clustering_dag.core.variants import SPACES, VAEConfig
@@ -17,10 +18,10 @@ METRICS = ["dbi", "silhouette", "chs", "accuracy", "nmi", "ari", "purity"]
 def test_spread_is_mean_and_sample_sd_per_space_in_pipeline_order():
     runs = pd.DataFrame([
         {"seed": s, "representation": rep, "dim": 3, "dbi": base + s, "accuracy": 0.5 + 0.1 * s}
-        for s in (0, 1, 2) for base, rep in zip((10, 20, 30, 40), reversed(SPACES))])
+        for s in (0, 1, 2) for base, rep in zip(range(10, 100, 10), reversed(SPACES))])
     table = spread(runs).set_index("representation")
     assert list(table.index) == list(SPACES)
-    assert table.loc["original", "dbi_mean"] == 41 and table.loc["original", "dbi_sd"] == 1.0
+    assert table.loc["original", "dbi_mean"] == 10 * len(SPACES) + 1 and table.loc["original", "dbi_sd"] == 1.0
     assert table.loc["latent", "accuracy_sd"] == pytest.approx(0.1)
     assert (table["n_seeds"] == 3).all() and "chs_mean" not in table
     one = spread(runs[runs["seed"] == 0])
@@ -30,7 +31,7 @@ def test_spread_is_mean_and_sample_sd_per_space_in_pipeline_order():
 
 def test_a_chain_needs_every_space():
     with pytest.raises(ValueError, match="manifold"):
-        Chain(VAEConfig(), {s: ClusterConfig() for s in SPACES[:3]}, ManifoldConfig())
+        Chain(VAEConfig(), {s: ClusterConfig() for s in SPACES[:3]}, ManifoldConfig(), RefineConfig())
 
 
 @pytest.mark.slow

@@ -159,7 +159,7 @@ def test_bad_training_input():
     with pytest.raises(ValueError, match="batch_size 100 exceeds the 50"):
         train_vae(VAEConfig(**SMALL), np.zeros((50, 784), np.float32))
     with pytest.raises(ValueError, match="likelihood"):
-        VAEConfig(likelihood="mse")
+        VAEConfig(likelihood="poisson")
 
 
 def test_accelerator_auto_picks_cpu_without_gpu():

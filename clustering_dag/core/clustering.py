@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
-from sklearn.metrics import pairwise_distances_argmin
+from sklearn.metrics import pairwise_distances, pairwise_distances_argmin
 from sklearn.mixture import GaussianMixture
 
 from clustering_dag.core.configs import ClusterConfig
@@ -38,7 +38,23 @@ class ClusterModel:
             raise DataError(f"points have {x.shape[1]} features, the model {self.centers.shape[1]}")
         if self.method == "kmeans":
             return pairwise_distances_argmin(x, self.centers).astype(np.int64)
-        # argmax_k log w_k + log N(x | mu_k, Sigma_k), the constant dropped.
+        return self._log_joint(x).argmax(1).astype(np.int64)
+
+    def confidence(self, x: np.ndarray) -> np.ndarray:
+        """How surely each point belongs to its predicted cluster, in [0, 1]: a mixture's posterior
+        probability of that component; for k-means, 1 - d1 / d2 (nearest and second-nearest
+        centre)."""
+        if self.method == "kmeans":
+            d = np.sort(pairwise_distances(x, self.centers), axis=1)
+            return 1.0 - d[:, 0] / np.maximum(d[:, 1], 1e-12)
+        log_joint = self._log_joint(x)
+        log_joint -= log_joint.max(1, keepdims=True)
+        joint = np.exp(log_joint)
+        return joint.max(1) / joint.sum(1)
+
+    def _log_joint(self, x: np.ndarray) -> np.ndarray:
+        """log w_k + log N(x | mu_k, Sigma_k) of a mixture, per point and component, the common
+        constant dropped."""
         log_prob = np.empty((len(x), len(self.centers)))
         for k, (mu, cov) in enumerate(zip(self.centers, self.covariances)):
             diff = x - mu
@@ -48,7 +64,7 @@ class ClusterModel:
                 chol = np.linalg.cholesky(cov)
                 solved = np.linalg.solve(chol, diff.T)
                 log_prob[:, k] = -0.5 * ((solved ** 2).sum(0) + 2 * np.log(np.diag(chol)).sum())
-        return (log_prob + np.log(self.weights)).argmax(1).astype(np.int64)
+        return log_prob + np.log(self.weights)
 
     def to_frame(self) -> pd.DataFrame:
         k = len(self.centers)

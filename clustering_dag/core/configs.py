@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 # The seed of every random choice (noise, initialisations, samples) unless a config says otherwise.
 DEFAULT_SEED = 1234
 
-LIKELIHOODS = ("clipped_bce", "bernoulli", "gaussian")
+LIKELIHOODS = ("clipped_bce", "bernoulli", "gaussian", "mse")
 
 
 def about(text: str) -> dict:
@@ -20,9 +20,10 @@ def about(text: str) -> dict:
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """VAE hyper-parameters; defaults are the paper's. The variant (``paper``, ``elbo``) fixes the
-    latent code (sample or mean) and whether the training images are the noisy ones, and gives the
-    defaults of beta, the likelihood and the protection against posterior collapse."""
+    """The autoencoder's hyper-parameters; defaults are the paper's VAE. The variant (``paper``,
+    ``elbo``, ``dae``) fixes the latent code (sample or mean), the training images (noisy or clean,
+    as inputs and as targets) and whether the encoder is a distribution at all, and gives the
+    defaults of the rest."""
 
     input_dim: int = 784
     hidden: tuple[int, ...] = field(default=(128, 64, 32),
@@ -30,10 +31,13 @@ class VAEConfig:
     latent_dim: int = 10
     beta: float = field(default=0.0, metadata=about("KL weight."))
     likelihood: str = field(default="clipped_bce", metadata=about(
-        "p(x|z): clipped_bce (the paper's loss), bernoulli (images), gaussian (feature tables), or "
-        "auto (bernoulli for images, gaussian for tables)."))
+        "p(x|z): clipped_bce (the paper's loss), bernoulli (images), gaussian (feature tables), mse "
+        "(squared error, a deterministic autoencoder's), or auto (bernoulli for images, gaussian "
+        "for tables)."))
     code: str = "sample"  # latent code: "sample" from q(z|x) (paper) or its "mean"
     train_on_noisy: bool = True  # the paper trains on its noisy training images
+    denoising: bool = False  # targets are the clean images while the inputs are the noisy ones
+    deterministic: bool = False  # a plain autoencoder: the code is the encoder's output, no KL
     learning_rate: float = 1e-3
     epochs: int = 60
     batch_size: int = 512
@@ -55,11 +59,20 @@ class VAEConfig:
             raise ValueError(f"layer sizes must be positive: hidden={self.hidden}, latent={self.latent_dim}")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0 or self.beta < 0:
             raise ValueError("epochs, batch_size and learning_rate must be positive and beta >= 0")
+        if self.deterministic and (self.beta > 0 or self.code != "mean"):
+            raise ValueError("a deterministic autoencoder has no KL term and no sampled code: "
+                             "beta must be 0 and code 'mean'")
+        if self.denoising and not self.train_on_noisy:
+            raise ValueError("denoising trains on the noisy images: set train_on_noisy")
 
     def training_data(self, raw, noisy):
         """What this model trains on: the noisy images (``noisy``, the paper's) or the clean ones
         (``raw``), both :class:`~clustering_dag.core.arrays.Splits`."""
         return noisy if self.train_on_noisy else raw
+
+    def training_targets(self, raw, noisy):
+        """What it learns to output: its inputs, or the clean images when ``denoising``."""
+        return raw if self.denoising else self.training_data(raw, noisy)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -106,10 +119,62 @@ class ManifoldConfig:
         "the rows; seeded UMAP runs on one thread); None = every row."))
     n_epochs: int | None = field(default=None, metadata=about(
         "UMAP's optimisation epochs; None = its default (500 below 10,000 rows, else 200)."))
+    restarts: int = field(default=3, metadata=about(
+        "UMAP fits under seeds seed, seed+1, ...; the one whose k-means clusters agree most with "
+        "the others' (mean adjusted Rand index on the fit rows) is kept, a choice no label enters. "
+        "They run in parallel, one process per core."))
     seed: int = DEFAULT_SEED
 
     def __post_init__(self):
+        if self.restarts < 1:
+            raise ValueError(f"restarts must be >= 1, got {self.restarts}")
         if self.n_components < 1 or self.n_neighbors < 2 or self.min_dist < 0:
             raise ValueError("n_components must be >= 1, n_neighbors >= 2, min_dist >= 0")
         if self.fit_rows is not None and self.fit_rows < self.n_neighbors + 1:
             raise ValueError(f"fit_rows must exceed n_neighbors ({self.n_neighbors})")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Self-labelling (the last step of SCAN, Van Gansbeke et al. 2020): a classifier of the raw
+    (noisy) inputs trained on the manifold stage's most confident training assignments, with light
+    augmentation, then predicting every row itself."""
+
+    hidden: tuple[int, ...] = field(default=(500, 500), metadata=about("Classifier layer sizes."))
+    confident_share: float = field(default=0.5, metadata=about(
+        "Share of each cluster's fit rows, the most confident by the mixture's posterior, that "
+        "the classifier learns from."))
+    rounds: int = field(default=2, metadata=about(
+        "Training rounds: the first on the mixture's confident rows, each next one on every "
+        "training row the previous classifier predicts with probability >= threshold."))
+    threshold: float = field(default=0.99, metadata=about(
+        "Rounds after the first learn from the rows predicted at least this confidently."))
+    epochs: int = 15
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    noise: float = field(default=0.05, metadata=about("Gaussian noise added to each training input."))
+    shift: float = field(default=0.1, metadata=about(
+        "Images only: random shifts up to this share of the height and width."))
+    seed: int = DEFAULT_SEED
+    input_dim: int = 784
+    n_clusters: int = 10
+    image_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if not 0 < self.confident_share <= 1 or not 0 < self.threshold < 1:
+            raise ValueError("confident_share must be in (0, 1] and threshold in (0, 1)")
+        if self.rounds < 1 or self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError("rounds, epochs, batch_size and learning_rate must be positive")
+        if not self.hidden or min(self.hidden) < 1 or self.noise < 0 or not 0 <= self.shift < 0.5:
+            raise ValueError("hidden sizes must be positive, noise >= 0, shift in [0, 0.5)")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RefineConfig:
+        data = json.loads(text)
+        data["hidden"] = tuple(data["hidden"])
+        if data.get("image_shape") is not None:
+            data["image_shape"] = tuple(data["image_shape"])
+        return cls(**data)

@@ -4,13 +4,18 @@ fitted in the UMAP space (a Gaussian mixture by default, see :mod:`clustering_da
 
 UMAP is fitted on a seeded sample of the training codes (``fit_rows``): its cost grows faster
 than linearly in the rows it is fitted on, and a fixed ``random_state`` (needed for repeatable
-results) runs it on one thread. The fitted UMAP is not stored (only pickle could store it): the
-stage's value is the embedding of the fit sample and of every test row, as arrays.
+results) runs it on one thread. A single UMAP fit can tear a class in two or merge two; the stage
+therefore fits ``restarts`` of them (seeds ``seed``, ``seed + 1``, ...) on the same rows and keeps
+the one whose k-means clusters agree most with the other restarts' (mean adjusted Rand index):
+the consensus choice, made without the labels. The fitted UMAP is not stored (only pickle could
+store it): the stage's value is the embedding of the fit sample and of every test row, as arrays.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
@@ -18,14 +23,57 @@ from clustering_dag.core.arrays import Splits
 from clustering_dag.core.configs import ManifoldConfig
 from clustering_dag.core.errors import DataError
 
+# Where numba keeps the machine code it compiles for UMAP and its nearest-neighbour search, so a
+# new process loads it instead of compiling again (unless NUMBA_CACHE_DIR says otherwise).
+NUMBA_CACHE = Path.home() / ".cache" / "clustering_dag" / "numba"
 
-def embed(codes: Splits, config: ManifoldConfig) -> Splits:
-    """The UMAP embedding of ``codes``: fitted on (a seeded sample of) the training split, the
-    test split transformed by it. The result's training split is the fit sample, labels kept."""
+
+def fit_sample(n: int, config: ManifoldConfig) -> np.ndarray:
+    """The training rows UMAP is fitted on (sorted): a seeded sample of ``fit_rows`` of the ``n``,
+    or all of them. The same rows for every restart, and for whoever needs to know them."""
+    if config.fit_rows is None or n <= config.fit_rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(config.seed).choice(n, config.fit_rows, replace=False))
+
+
+def _umap():
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE))
     # umap imports TensorFlow (for its parametric UMAP): load it the project's way first (Keras 2,
     # no CUDA probing noise on a machine without a GPU).
     import clustering_dag.core.tf_env  # noqa: F401, I001
     import umap
+
+    return umap
+
+
+def fit_umap(train: np.ndarray, test: np.ndarray, config: ManifoldConfig, seed: int):
+    """(embedded train, embedded test) of one UMAP fitted on ``train`` under ``seed``."""
+    reducer = _umap().UMAP(n_components=config.n_components, n_neighbors=config.n_neighbors,
+                           min_dist=config.min_dist, n_epochs=config.n_epochs, random_state=seed,
+                           transform_seed=seed, n_jobs=1)  # seeded: one thread either way
+    return reducer.fit_transform(train).astype(np.float32), reducer.transform(test).astype(np.float32)
+
+
+def agreement(partitions: list[np.ndarray]) -> np.ndarray:
+    """Each partition's mean adjusted Rand index with the others (1.0 for a single partition)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    r = len(partitions)
+    if r == 1:
+        return np.ones(1)
+    ari = np.ones((r, r))
+    for i in range(r):
+        for j in range(i + 1, r):
+            ari[i, j] = ari[j, i] = adjusted_rand_score(partitions[i], partitions[j])
+    return (ari.sum(1) - 1) / (r - 1)
+
+
+def embed(codes: Splits, config: ManifoldConfig, n_clusters: int | None = None) -> Splits:
+    """The UMAP embedding of ``codes``: fitted on (a seeded sample of) the training split, the
+    test split transformed by it; of ``config.restarts`` fits, the one whose ``n_clusters``
+    k-means clusters (default: the dataset's) agree most with the others'. The result's training
+    split is the fit sample, labels kept; its metadata lists each restart's seed and agreement."""
+    from sklearn.cluster import KMeans
 
     if not (np.isfinite(codes.train_x).all() and np.isfinite(codes.test_x).all()):
         raise DataError("cannot embed: the code contains NaN or Inf")
@@ -33,15 +81,18 @@ def embed(codes: Splits, config: ManifoldConfig) -> Splits:
     if n <= config.n_neighbors:
         raise DataError(f"cannot fit UMAP with {config.n_neighbors} neighbours on {n} training rows; "
                         "lower `n_neighbors`")
-    rows = np.arange(n)
-    if config.fit_rows is not None and n > config.fit_rows:
-        rows = np.sort(np.random.default_rng(config.seed).choice(n, config.fit_rows, replace=False))
-    reducer = umap.UMAP(n_components=config.n_components, n_neighbors=config.n_neighbors,
-                        min_dist=config.min_dist, n_epochs=config.n_epochs, random_state=config.seed,
-                        transform_seed=config.seed, n_jobs=1)  # seeded: one thread either way
-    train = reducer.fit_transform(codes.train_x[rows]).astype(np.float32)
-    test = reducer.transform(codes.test_x).astype(np.float32)
+    rows = fit_sample(n, config)
+    k = n_clusters or codes.n_clusters
+    seeds = [config.seed + r for r in range(config.restarts)]
+    fits = [fit_umap(codes.train_x[rows], codes.test_x, config, s) for s in seeds]
+    # Labels never enter the choice: it compares the restarts' own clusterings with each other.
+    partitions = [KMeans(k, n_init=3, random_state=config.seed).fit_predict(train) for train, _ in fits]
+    scores = agreement(partitions) if len(fits) > 1 else np.ones(1)
+    best = int(np.argmax(scores))
+    train, test = fits[best]
     train_y = None if codes.train_y is None else codes.train_y[rows]
     return Splits(train, train_y, test, codes.test_y,
                   meta={**codes.meta, "representation": "manifold", "fit_rows": int(len(rows)),
-                        "of_train_rows": int(n), "umap": asdict(config)})
+                        "of_train_rows": int(n), "umap": asdict(config), "restart_seeds": seeds,
+                        "restart_agreement": [round(float(s), 4) for s in scores],
+                        "chosen_seed": seeds[best]})

@@ -1,5 +1,6 @@
-"""A trained VAE and its file: Keras HDF5 weights with the config, the training history, the
-latent-activity diagnostics and (given by the caller) a cache key as attributes (no pickle).
+"""A trained network (the VAE, or the self-labelling classifier) and its file: Keras HDF5 weights
+with the config, the training history, the diagnostics and (given by the caller) a cache key as
+attributes (no pickle).
 Opening a file reads those attributes with h5py only; the Keras model, and so TensorFlow, loads
 when first used.
 """
@@ -10,8 +11,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from clustering_dag.core.configs import RefineConfig
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.variants import VAEConfig
+
+# What kind of network a file holds, and the config that describes it.
+CONFIGS = {"vae": VAEConfig, "classifier": RefineConfig}
 
 
 class TrainedVAE:
@@ -50,6 +55,8 @@ def save_trained(trained: TrainedVAE, path: str, key: str = "") -> None:
 
     trained.model.save_weights(path, save_format="h5")
     with h5py.File(path, "a") as fh:
+        fh.attrs["clustering_dag_model"] = next(
+            kind for kind, cls in CONFIGS.items() if isinstance(trained.config, cls))
         fh.attrs["clustering_dag_config"] = trained.config.to_json()
         fh.attrs["clustering_dag_history"] = json.dumps(trained.history)
         fh.attrs["clustering_dag_diagnostics"] = json.dumps(trained.diagnostics)
@@ -63,7 +70,10 @@ def load_trained(path: str, lazy: bool = True) -> TrainedVAE:
     import h5py
 
     with h5py.File(path, "r") as fh:
-        config = VAEConfig.from_json(fh.attrs["clustering_dag_config"])
+        kind = str(fh.attrs.get("clustering_dag_model", "vae"))
+        if kind not in CONFIGS:
+            raise ValueError(f"unknown kind of model {kind!r}")
+        config = CONFIGS[kind].from_json(fh.attrs["clustering_dag_config"])
         history = json.loads(fh.attrs["clustering_dag_history"])
         seconds = float(fh.attrs["clustering_dag_seconds"])
         key = str(fh.attrs.get(KEY_ATTRIBUTE, ""))

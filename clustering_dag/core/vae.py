@@ -36,6 +36,8 @@ def reconstruction_loss(x, out, likelihood: str):
     if likelihood == "clipped_bce":
         p = tf.clip_by_value(tf.sigmoid(out), BCE_EPSILON, 1.0 - BCE_EPSILON)
         return -tf.reduce_mean(x * tf.math.log(p) + (1.0 - x) * tf.math.log(1.0 - p), axis=-1)
+    if likelihood == "mse":
+        return tf.reduce_mean(tf.square(x - out), axis=-1)
     if likelihood == "gaussian":
         # The one scale that maximises the likelihood of this batch (sigma-VAE's calibrated
         # decoder): the root-mean-square error, floored, held constant for the gradient. One scale
@@ -47,8 +49,11 @@ def reconstruction_loss(x, out, likelihood: str):
 
 
 def kl_per_dimension(model: VAE, x):
-    """KL(q(z|x) || p(z)) of each latent dimension, averaged over the batch (shape: latent_dim)."""
+    """KL(q(z|x) || p(z)) of each latent dimension, averaged over the batch (shape: latent_dim);
+    zeros for a deterministic encoder, which has no prior to diverge from."""
     loc, scale = model.encode(x)
+    if model.config.deterministic:
+        return tf.zeros(model.config.latent_dim)
     return tf.reduce_mean(tfd.kl_divergence(tfd.Normal(loc, scale), tfd.Normal(0.0, 1.0)), axis=0)
 
 
@@ -59,6 +64,8 @@ def loss_terms(model: VAE, x, target, seed, beta=None):
     q = model.posterior(x)
     out = model.decoder(q.sample(seed=seed))
     rec = tf.reduce_mean(reconstruction_loss(target, out, cfg.likelihood))
+    if cfg.deterministic:
+        return rec, rec, tf.zeros(())
     if cfg.free_bits > 0:
         per_dim = kl_per_dimension(model, x)
         kl, penalised = tf.reduce_sum(per_dim), tf.reduce_sum(tf.maximum(per_dim, cfg.free_bits))
@@ -68,8 +75,9 @@ def loss_terms(model: VAE, x, target, seed, beta=None):
 
 
 def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
-              on_epoch: Callable[[dict], None] | None = None) -> TrainedVAE:
-    """Train on ``x`` (float32, n x input_dim); the targets are the inputs themselves.
+              on_epoch: Callable[[dict], None] | None = None, targets: np.ndarray | None = None) -> TrainedVAE:
+    """Train on ``x`` (float32, n x input_dim) to output ``targets`` (the inputs themselves unless
+    given: a denoising autoencoder's are the clean rows of its noisy inputs).
 
     Batches come from memory: one compiled function runs a whole epoch, shuffling *indices*
     (seeded per epoch) and gathering each batch from the resident array. This measured 1.45 s per
@@ -80,6 +88,9 @@ def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
         raise ValueError(f"training data has shape {x.shape}; the model expects (n, {config.input_dim})")
     if not np.isfinite(x).all():
         raise ValueError("training data contains NaN or Inf")
+    targets = x if targets is None else np.ascontiguousarray(targets, dtype=np.float32)
+    if targets.shape != x.shape:
+        raise ValueError(f"targets have shape {targets.shape}, the inputs {x.shape}")
     n = len(x)
     steps = n // config.batch_size
     if steps == 0:
@@ -95,6 +106,7 @@ def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
             optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
         data = tf.constant(x)
+        wanted = data if targets is x else tf.constant(targets)
         sampler = tf.random.Generator.from_seed(config.seed)
         bs = config.batch_size
         warmup_steps = config.kl_warmup * config.epochs * steps
@@ -106,14 +118,15 @@ def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
                 tf.range(n), seed=tf.stack([config.seed, epoch]))
             totals = tf.zeros(3)
             for i in tf.range(steps):
-                batch = tf.gather(data, perm[i * bs:(i + 1) * bs])
+                rows = perm[i * bs:(i + 1) * bs]
+                batch, target = tf.gather(data, rows), tf.gather(wanted, rows)
                 beta = config.beta
                 if warmup_steps > 0:  # KL warm-up: the weight rises linearly over the first steps
                     done = tf.cast((epoch - 1) * steps + i + 1, tf.float32)
                     beta = config.beta * tf.minimum(1.0, done / warmup_steps)
                 with tf.GradientTape() as tape:
                     loss, rec, kl = loss_terms(
-                        model, batch, batch, tf.cast(sampler.make_seeds(1)[:, 0], tf.int32), beta)
+                        model, batch, target, tf.cast(sampler.make_seeds(1)[:, 0], tf.int32), beta)
                     scaled = optimizer.get_scaled_loss(loss) if mixed else loss
                 grads = tape.gradient(scaled, model.trainable_variables)
                 if mixed:

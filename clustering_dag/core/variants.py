@@ -1,4 +1,5 @@
-"""The two training variants of the VAE and the spaces the pipeline clusters, without TensorFlow.
+"""The three training variants of the autoencoder and the spaces the pipeline clusters, without
+TensorFlow.
 Importing this costs nothing, so the Dagster layer can name variants and configs without loading
 TensorFlow (that happens in :mod:`clustering_dag.core.vae`); the config is
 :class:`~clustering_dag.core.configs.VAEConfig`.
@@ -16,23 +17,32 @@ The likelihoods: ``clipped_bce`` (the paper's loss), ``bernoulli`` (summed over 
 reconstruction error of each batch, as in sigma-VAE, Rybkin et al. 2021, so that the
 reconstruction term keeps its weight against the KL on continuous data). ``auto`` resolves to
 ``bernoulli`` for images and ``gaussian`` otherwise.
+- ``dae`` is a representation learned for clustering, as in N2D and DEC: a deterministic
+  denoising autoencoder (no KL, linear 10-d code, N2D's 500-500-2000 layers) that learns to map
+  the noisy training images to the clean ones under squared error.
 """
 
 from __future__ import annotations
 
 from clustering_dag.core.configs import LIKELIHOODS, VAEConfig
 
+# Epochs of the denoising autoencoder (about 9 s each on 60,000 images on 2 CPU cores).
+DAE_EPOCHS = 10
+
 __all__ = ["LIKELIHOODS", "VAEConfig", "REPRESENTATIONS", "SPACES", "VARIANTS", "variant_config"]
 
 # The spaces the pipeline clusters: the (noisy) input itself, and the VAE's reconstruction and code.
 REPRESENTATIONS = ("original", "reconstructed", "latent")
-# Every space clustered and scored: the paper's three, and the manifold stage (N2D: UMAP of the
-# latent code, clusters by a Gaussian mixture), which the paper did not have.
-SPACES = (*REPRESENTATIONS, "manifold")
+# Every space clustered and scored: the paper's three, the manifold stage (N2D: UMAP of the
+# latent code, clusters by a Gaussian mixture) and the classifier self-trained on the manifold
+# stage's confident clusters (``refined``), which the paper did not have.
+SPACES = (*REPRESENTATIONS, "manifold", "refined")
 
 VARIANTS: dict[str, dict] = {
     "paper": dict(beta=0.0, likelihood="clipped_bce", code="sample", train_on_noisy=True),
     "elbo": dict(beta=1.0, likelihood="auto", code="mean", train_on_noisy=False, kl_warmup=0.2),
+    "dae": dict(beta=0.0, likelihood="mse", code="mean", train_on_noisy=True, denoising=True,
+                deterministic=True, hidden=(500, 500, 2000), epochs=DAE_EPOCHS, batch_size=256),
 }
 
 

@@ -119,7 +119,8 @@ def figure_tsne(context: AssetExecutionContext, tsne_original, tsne_embeddings):
 @cached_asset(**FIGURE, figures=("manifold", "manifold_2d"))
 def figure_manifold(context: AssetExecutionContext, manifold_representation, cluster_assignments):
     """The manifold stage's space (UMAP of the latent code) of the noisy test set, its first three
-    components: coloured by true label, and by the Gaussian mixture's cluster."""
+    components: coloured by true label, by the Gaussian mixture's cluster, and by the refined
+    classifier's."""
     import numpy as np
 
     from clustering_dag.core import figures
@@ -130,8 +131,9 @@ def figure_manifold(context: AssetExecutionContext, manifold_representation, clu
         coords = np.pad(coords, ((0, 0), (0, 3 - coords.shape[1])))
     labels = manifold.test_y if manifold.test_y is not None else np.full(len(coords), -1)
     return {name: figures.tsne_figure(
-        {"by true label": coords, "by cluster": coords},
-        {"by true label": labels, "by cluster": cluster_assignments["manifold"].to_numpy()},
+        {"by true label": coords, "by cluster": coords, "by refined classifier": coords},
+        {"by true label": labels, "by cluster": cluster_assignments["manifold"].to_numpy(),
+         "by refined classifier": cluster_assignments["refined"].to_numpy()},
         three_d=three_d, method="UMAP", note=f"{len(coords):,} noisy test codes; {manifold.dim} dimensions")
         for name, three_d in (("manifold", True), ("manifold_2d", False))}
 

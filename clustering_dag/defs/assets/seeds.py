@@ -19,8 +19,8 @@ from clustering_dag.defs.versioning import unversioned
 
 class SeedsConfig(Config):
     extra_seeds: list[int] = Field(
-        default=[], description="Run the variant's whole chain (VAE training, representations, UMAP, "
-                                "clusters, metrics) again under each of these seeds; the table gets "
+        default=[], description="Run the variant's whole chain (autoencoder training, representations, "
+                                "UMAP, clusters, refined classifier, metrics) again under each of these seeds; the table gets "
                                 "mean ± sd over them and the run's own seed. [] = the run's seed only.")
 
 
@@ -28,10 +28,10 @@ class SeedsConfig(Config):
               pool="vae_training", op_tags={QUEUE_TAG: VAE_QUEUE})  # it trains VAEs: the GPU workers
 def seed_spread(context: AssetExecutionContext, config: SeedsConfig, accelerator: Accelerator, raw_dataset,
                 noisy_test_set, trained_vae, clustering_metrics, manifold_representation, kmeans_original,
-                kmeans_reconstructed, kmeans_latent, kmeans_manifold):
+                kmeans_reconstructed, kmeans_latent, kmeans_manifold, refined_classifier):
     """The metric table under several seeds (config `extra_seeds`; the `seeds` profile adds two):
-    every row's mean ± sd. Each seed retrains the VAE and refits UMAP and every clustering with
-    the run's settings, read from the upstream values."""
+    every row's mean ± sd. Each seed retrains the autoencoder and the refined classifier and refits
+    UMAP and every clustering with the run's settings, read from the upstream values."""
     import pandas as pd
 
     from clustering_dag.core.clustering import ClusterModel
@@ -49,6 +49,7 @@ def seed_spread(context: AssetExecutionContext, config: SeedsConfig, accelerator
         chain = Chain(vae=trained_vae.config,
                       clusters={s: ClusterModel.from_frame(m).config for s, m in models.items()},
                       manifold=ManifoldConfig(**manifold_representation.meta["umap"]),
+                      refine=refined_classifier.config,
                       silhouette_sample=(int(first["silhouette_rows"])
                                          if first["silhouette_rows"] < first["test_rows"] else None))
         device = accelerator.select(context.log)

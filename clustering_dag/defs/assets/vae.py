@@ -1,4 +1,5 @@
-"""The VAE of each training variant (``paper``, ``elbo``) and the two representations it gives.
+"""The autoencoder of each training variant (``paper``, ``elbo``, ``dae``) and the two
+representations it gives.
 Each asset exists once per variant (``paper/trained_vae``, ``elbo/trained_vae``), from one function."""
 
 from dagster import (
@@ -22,8 +23,10 @@ from clustering_dag.defs.versioning import unversioned
 
 # The variant fixes the latent code and the training images, and gives the other defaults.
 TrainingConfig = dagster_config(
-    VAEConfig, "TrainingConfig", exclude=("input_dim", "code", "train_on_noisy"),
-    unset={k: "the variant's" for k in ("beta", "likelihood", "kl_warmup", "free_bits")})
+    VAEConfig, "TrainingConfig",
+    exclude=("input_dim", "code", "train_on_noisy", "denoising", "deterministic"),
+    unset={k: "the variant's" for k in ("hidden", "beta", "likelihood", "epochs", "batch_size",
+                                         "kl_warmup", "free_bits")})
 
 
 def training_inputs(context: AssetExecutionContext) -> list[str]:
@@ -41,19 +44,24 @@ def training_inputs(context: AssetExecutionContext) -> list[str]:
     pool="vae_training", op_tags={QUEUE_TAG: VAE_QUEUE})
 def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelerator: Accelerator,
                 raw_dataset, noisy_test_set):
-    """The VAE trained as its variant says: 'paper' as the authors' code did (no KL, noisy
+    """The autoencoder trained as its variant says: 'paper' as the authors' code did (no KL, noisy
     targets, clipped BCE, sampled code), 'elbo' as a proper VAE (KL warm-up, a likelihood that
-    fits the data, posterior mean)."""
+    fits the data, posterior mean), 'dae' as N2D's denoising autoencoder (noisy inputs, clean
+    targets, squared error, a linear code)."""
+    from dataclasses import replace
+
     from clustering_dag.core.vae import train_vae
 
     variant, rows = variant_of(context), len(raw_dataset.train_x)
-    if config.batch_size > rows:
-        context.log.info(f"batch_size {config.batch_size} > {rows} training rows: using {rows}")
-    chosen = {k: v for k, v in config.model_dump().items() if v is not None}  # None: the variant's
-    cfg = variant_config(variant, images=raw_dataset.image_shape is not None, **{
-        **chosen, "input_dim": raw_dataset.dim, "hidden": tuple(config.hidden),
-        "batch_size": min(config.batch_size, rows)})
+    chosen = {k: tuple(v) if isinstance(v, list) else v
+              for k, v in config.model_dump().items() if v is not None}  # None: the variant's
+    cfg = variant_config(variant, images=raw_dataset.image_shape is not None,
+                         **chosen, input_dim=raw_dataset.dim)
+    if cfg.batch_size > rows:
+        context.log.info(f"batch_size {cfg.batch_size} > {rows} training rows: using {rows}")
+        cfg = replace(cfg, batch_size=rows)
     train = cfg.training_data(raw_dataset, noisy_test_set).train_x
+    targets = cfg.training_targets(raw_dataset, noisy_test_set).train_x
     device = accelerator.select(context.log)  # not part of the key: a GPU's model serves a CPU run
     context.log.info(f"training {variant} VAE on {len(train)} rows on {device}: {cfg}")
 
@@ -61,7 +69,7 @@ def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelera
         context.log.info("epoch {epoch:3d}  loss {loss:.4f}  reconstruction {reconstruction:.4f}  "
                          "KL {kl:.3f}  {seconds:.2f} s  {samples_per_s:,.0f} samples/s".format(**row))
 
-    trained = train_vae(cfg, train, device=device, on_epoch=log_epoch)
+    trained = train_vae(cfg, train, device=device, on_epoch=log_epoch, targets=targets)
     if collapse := collapse_diagnosis(trained):
         context.log.error(f"{variant} VAE on {context.partition_key}: {collapse}")
     return Output(trained, metadata={"variant": variant, **_training_summary(trained)})
