@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clustering_dag.core.variants import VARIANTS
 from clustering_dag.definitions import all_assets
 from clustering_dag.defs.executors import DEFAULT_QUEUE, VAE_QUEUE
 from clustering_dag.profiles import quick
@@ -183,7 +184,7 @@ def test_celery_workers_run_the_graph_vae_steps_on_their_queue(cluster, quick_gr
     assert run.is_success
     where = workers_of(records)
     assert set(where) == steps(records, "STEP_SUCCESS") and len(where) == len(all_assets)  # every step
-    training = {f"{v}__{a}" for v in ("paper", "elbo") for a in ("trained_vae", "seed_spread")}
+    training = {f"{v}__{a}" for v in VARIANTS for a in ("trained_vae", "seed_spread", "refined_classifier")}
     assert {s for s, w in where.items() if w == VAE_WORKER} == training
     assert {w for s, w in where.items() if s not in training} == {DEFAULT_WORKER}
     # The same assets as the in-process run of the same settings: equal cache keys, every one.

@@ -5,6 +5,7 @@ import pytest
 from dagster import AssetKey
 
 from clustering_dag.core.arrays import Splits
+from clustering_dag.core.variants import SPACES, VARIANTS
 from clustering_dag.definitions import defs
 
 pytestmark = pytest.mark.slow
@@ -25,7 +26,7 @@ def test_every_asset_materializes(quick_run):
 
 def test_representations(quick_run):
     result, _ = quick_run
-    for variant in ("paper", "elbo"):
+    for variant in VARIANTS:
         latent = result.output_for_node(f"{variant}__latent_representation")
         recon = result.output_for_node(f"{variant}__reconstructed_representation")
         assert isinstance(latent, Splits)
@@ -36,12 +37,12 @@ def test_representations(quick_run):
 
 def test_metrics_table_and_checks(quick_run):
     result, _ = quick_run
-    for variant in ("paper", "elbo"):
+    for variant in VARIANTS:
         table = result.output_for_node(f"{variant}__clustering_metrics")
-        assert table["representation"].tolist() == ["original", "reconstructed", "latent", "manifold"]
+        assert table["representation"].tolist() == list(SPACES)
         assert table[["dbi", "silhouette", "chs", "accuracy", "nmi", "ari", "purity"]].notna().all().all()
-        assert (table["dim"] == [784, 784, 10, 10]).all()
-        assert table["train_rows"].tolist() == [10_000, 10_000, 10_000, 2000]  # UMAP's fit sample
+        assert (table["dim"] == [784, 784, 10, 10, 10]).all()  # refined: its 10 cluster probabilities
+        assert table["train_rows"].tolist() == [10_000, 10_000, 10_000, 2000, 10_000]  # UMAP's fit sample
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
                   if e.asset_key == AssetKey([variant, "clustering_metrics"])}
         assert checks["metrics_finite"] and checks["clusters_non_empty"]
@@ -52,8 +53,8 @@ def test_metrics_table_and_checks(quick_run):
         assert types["n_clusters_used"] == "int"
         assert [r.data["dbi"] for r in shown.records] == [round(v, 3) for v in table["dbi"]]
         comparison = result.output_for_node(f"{variant}__paper_comparison")
-        assert len(comparison) == 12 and (comparison["n_seeds"] == 1).all()  # 4 spaces x 3 metrics
-        assert comparison["paper"].isna().tolist() == [False] * 9 + [True] * 3  # the paper had no manifold
+        assert len(comparison) == 15 and (comparison["n_seeds"] == 1).all()  # 5 spaces x 3 metrics
+        assert comparison["paper"].isna().tolist() == [False] * 9 + [True] * 6  # nor manifold nor refined
         spread = result.output_for_node(f"{variant}__seed_spread")  # no extra seeds: the table itself
         assert spread.drop(columns=["seed", "vae_seconds", "active_latent_dims"]).equals(table)
         # The quick profile is not the paper's run: its numbers are marked, not compared.
@@ -68,7 +69,7 @@ def test_figures_written_and_inline(quick_run):
     result, cache = quick_run
     names = ["reconstructions", "tsne", "tsne_2d", "manifold", "manifold_2d", "voronoi", "latent_centroids",
              "loss_curve", "k_sweep"]
-    for variant in ("paper", "elbo"):
+    for variant in VARIANTS:
         for name in names:
             png = cache / "figures" / variant / name / "mnist.png"
             assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
@@ -77,17 +78,19 @@ def test_figures_written_and_inline(quick_run):
     assert (cache / "paper" / "trained_vae" / "mnist.weights.h5").is_file()
 
 
-def test_report_prints_both_variants(quick_run):
+def test_report_prints_every_variant(quick_run):
     from upath import UPath
 
     from clustering_dag.report import report
 
     _, cache = quick_run
     text = report(UPath(cache))
-    assert "**mnist, variant `paper`**" in text and "**mnist, variant `elbo`**" in text
-    assert text.count("| latent |") == 2
-    assert text.count("profile `quick`: 10,000 train / 1,000 test rows, 10 epochs; not the paper's") == 2
-    assert text.count("| manifold (UMAP of latent, GMM) | 10 |") == 2 and text.count("; one seed") == 2
+    n = len(VARIANTS)
+    assert all(f"**mnist, variant `{v}`**" in text for v in VARIANTS)
+    assert text.count("| latent |") == n
+    assert text.count("profile `quick`: 10,000 train / 1,000 test rows, 10 epochs; not the paper's") == n
+    assert text.count("| manifold (UMAP of latent, GMM) | 10 |") == n and text.count("; one seed") == n
+    assert text.count("| refined (classifier self-trained on the manifold clusters) | 10 |") == n
     assert "(1.557)" not in text and "(paper)" not in text  # no comparison with the paper's numbers
 
 

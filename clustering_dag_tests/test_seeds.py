@@ -48,8 +48,9 @@ def test_the_runs_own_seed_reproduces_its_table_and_another_seed_differs(quick_g
         vae=trained.config,
         clusters={s: ClusterModel.from_frame(read_parquet(
             cache / ("kmeans_original" if s == "original" else f"elbo/kmeans_{s}") / "mnist.parquet")).config
-            for s in SPACES},
-        manifold=ManifoldConfig(**result.output_for_node("elbo__manifold_representation").meta["umap"]))
+            for s in SPACES if s != "refined"},
+        manifold=ManifoldConfig(**result.output_for_node("elbo__manifold_representation").meta["umap"]),
+        refine=result.output_for_node("elbo__refined_classifier").config)
     raw, noisy = result.output_for_node("raw_dataset"), result.output_for_node("noisy_test_set")
     expected = result.output_for_node("elbo__clustering_metrics")
 
@@ -60,7 +61,7 @@ def test_the_runs_own_seed_reproduces_its_table_and_another_seed_differs(quick_g
     assert (other["seed"] == 7).all() and (other["active_latent_dims"] > 0).all()
     base = expected.set_index("representation")
     assert np.allclose(other.loc["original", ["dbi", "chs"]], base.loc["original", ["dbi", "chs"]], rtol=0.2)
-    for space in ("reconstructed", "latent", "manifold"):  # a new VAE: new numbers
+    for space in ("reconstructed", "latent", "manifold", "refined"):  # a new VAE: new numbers
         assert not np.isclose(other.loc[space, "dbi"], base.loc[space, "dbi"], rtol=1e-4), space
     assert other.loc["latent", "accuracy"] > 0.35  # still a learned code, far above chance (0.1)
 

@@ -20,6 +20,7 @@ from clustering_dag.core.errors import DataError
 from clustering_dag.core.registry import UserDataset, load_registry
 from clustering_dag.core.trained import load_trained
 from clustering_dag.core.user_data import load_user_dataset
+from clustering_dag.core.variants import SPACES, VARIANTS
 from clustering_dag.profiles import small
 from clustering_dag.settings import PROJECT_ROOT
 from clustering_dag_tests.conftest import initialized_dagster_home
@@ -322,21 +323,22 @@ def test_whole_graph_runs_on_a_labelled_table_and_on_unlabelled_images(tmp_path,
             r"clustering_dag/\S+:\d+: \w*Warning", line)]
         assert noisy == [], noisy[:5]
     cache = tmp_path / "cache"
-    for variant in ("paper", "elbo"):
+    for variant in VARIANTS:
         wine_metrics = pd.read_parquet(cache / variant / "clustering_metrics" / "wine.parquet")
         digit_metrics = pd.read_parquet(cache / variant / "clustering_metrics" / "digits.parquet")
-        assert list(wine_metrics["representation"]) == ["original", "reconstructed", "latent", "manifold"]
-        assert wine_metrics["n_clusters_used"].tolist() == [3, 3, 3, 3]  # the label classes
+        assert list(wine_metrics["representation"]) == list(SPACES)
+        assert wine_metrics["n_clusters_used"].tolist() == [3] * len(SPACES)  # the label classes
         assert np.isfinite(wine_metrics[["dbi", "silhouette", "chs", "accuracy"]].to_numpy()).all()
         assert wine_metrics.loc[0, "accuracy"] > 0.6  # k-means on scaled wine features
         assert "accuracy" not in digit_metrics and "nmi" not in digit_metrics
-        assert digit_metrics["n_clusters_used"].tolist() == [10, 10, 10, 10]
+        assert digit_metrics["n_clusters_used"].tolist() == [10] * len(SPACES)
         assignments = pd.read_parquet(cache / variant / "cluster_assignments" / "digits.parquet")
         assert "label" not in assignments and len(assignments) == round(0.2 * len(digits[0]))
         for partition, likelihood in (("wine", "gaussian"), ("digits", "bernoulli")):
             model = load_trained(str(cache / variant / "trained_vae" / f"{partition}.weights.h5"))
             # The likelihood follows the data: the table gets a Gaussian, the images a Bernoulli.
-            assert model.config.likelihood == ("clipped_bce" if variant == "paper" else likelihood)
+            fixed = {"paper": "clipped_bce", "dae": "mse"}
+            assert model.config.likelihood == fixed.get(variant, likelihood)
             assert model.diagnostics["active_dims"] >= 1
         for figure in ("reconstructions", "tsne", "voronoi", "latent_centroids", "k_sweep"):
             for partition in ("wine", "digits"):

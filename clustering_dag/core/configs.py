@@ -141,15 +141,16 @@ class RefineConfig:
     augmentation, then predicting every row itself."""
 
     hidden: tuple[int, ...] = field(default=(500, 500), metadata=about("Classifier layer sizes."))
-    confident_share: float = field(default=0.5, metadata=about(
+    confident_share: float = field(default=0.8, metadata=about(
         "Share of each cluster's fit rows, the most confident by the mixture's posterior, that "
         "the classifier learns from."))
     rounds: int = field(default=2, metadata=about(
         "Training rounds: the first on the mixture's confident rows, each next one on every "
-        "training row the previous classifier predicts with probability >= threshold."))
+        "training row the previous classifier predicts with probability >= threshold (and the "
+        "confident share of each of its clusters)."))
     threshold: float = field(default=0.99, metadata=about(
         "Rounds after the first learn from the rows predicted at least this confidently."))
-    epochs: int = 15
+    epochs: int = field(default=10, metadata=about("Epochs per round."))
     batch_size: int = 256
     learning_rate: float = 1e-3
     noise: float = field(default=0.05, metadata=about("Gaussian noise added to each training input."))

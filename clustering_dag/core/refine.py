@@ -4,7 +4,8 @@ own surest predictions, and used to predict every row itself.
 
 Round 1 learns from the manifold stage's fit rows that its mixture assigns most confidently (the
 ``confident_share`` of each cluster, so every cluster is taught); each next round learns from
-every training row the classifier itself predicts with probability >= ``threshold``. Inputs are
+every training row the classifier itself predicts with probability >= ``threshold``, and from the
+most confident share of each cluster it predicts (so no cluster goes untaught). Inputs are
 augmented while it learns (random shifts of an image, Gaussian noise), so it must recognise a
 cluster, not memorise its rows. It is the one stored model that maps a raw input straight to a
 cluster. No label is read: the targets are cluster numbers.
@@ -71,12 +72,10 @@ def _train(config: RefineConfig, model, x, rows, targets, say) -> TrainedVAE:
             f"{time.perf_counter() - t0:.1f} s, final loss {history[-1]['loss']:.4f}")
         if round_ < config.rounds:
             probs = predict_proba(model, x)
-            sure = np.flatnonzero(probs.max(1) >= config.threshold)
-            if len(np.unique(probs[sure].argmax(1))) < config.n_clusters:
-                say(f"round {round_ + 1} skipped: the rows predicted >= {config.threshold} surely "
-                    "do not cover every cluster")
-                break
-            rows, targets = sure, probs[sure].argmax(1)
+            predicted, sureness = probs.argmax(1), probs.max(1)
+            sure = np.union1d(np.flatnonzero(sureness >= config.threshold),
+                              confident_rows(predicted, sureness, config.confident_share, config.n_clusters))
+            rows, targets = sure, predicted[sure]
     trained = TrainedVAE(model, config, history, time.perf_counter() - start)
     trained.diagnostics = {"rows_learned": int(len(rows))}
     return trained
