@@ -37,8 +37,8 @@ def seeds() -> dict:
 
 def quick() -> dict:
     """10,000 training and 1,000 test images, 10 epochs, light clustering, UMAP fitted on 2,000
-    codes (two restarts), 5 epochs per refinement round; t-SNE as in the full run (500 iterations, past the early-exaggeration phase), so the
-    figures show real structure."""
+    codes (two restarts), 5 epochs per refinement round; t-SNE as in the full run (500
+    iterations, past the early-exaggeration phase), so the figures show real structure."""
     ops: dict = {"raw_dataset": {"train_rows": 10_000, "test_rows": 1000},
                  "kmeans_original": {"n_init": 2}}
     for v in VARIANTS:

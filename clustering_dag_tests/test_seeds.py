@@ -21,7 +21,8 @@ def test_spread_is_mean_and_sample_sd_per_space_in_pipeline_order():
         for s in (0, 1, 2) for base, rep in zip(range(10, 100, 10), reversed(SPACES))])
     table = spread(runs).set_index("representation")
     assert list(table.index) == list(SPACES)
-    assert table.loc["original", "dbi_mean"] == 10 * len(SPACES) + 1 and table.loc["original", "dbi_sd"] == 1.0
+    assert table.loc["original", "dbi_mean"] == 10 * len(SPACES) + 1
+    assert table.loc["original", "dbi_sd"] == 1.0
     assert table.loc["latent", "accuracy_sd"] == pytest.approx(0.1)
     assert (table["n_seeds"] == 3).all() and "chs_mean" not in table
     one = spread(runs[runs["seed"] == 0])

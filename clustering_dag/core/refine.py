@@ -87,7 +87,9 @@ def predict_proba(model, x: np.ndarray, chunk: int = 8192) -> np.ndarray:
 
     out = [tf.nn.softmax(model(tf.constant(x[i:i + chunk], tf.float32), training=False)).numpy()
            for i in range(0, len(x), chunk)]
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+    if not out:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return np.concatenate(out).astype(np.float32)
 
 
 def refine(config: RefineConfig, inputs: Splits, fit_rows: np.ndarray, fit_clusters: np.ndarray,

@@ -3,9 +3,10 @@ the manifold stage, the clusters of every space, the refined classifier, their m
 under another seed, and the mean and standard deviation of every metric over the seeds.
 
 A seed replaces every seed of the chain: the autoencoder's initialisation, batch order and
-sampled code, UMAP's, the cluster initialisations and the classifier's. The data stay as they are, the noise of the test set
-included. Run under the pipeline's own seeds (1234 throughout by default), the chain gives the
-pipeline's ``clustering_metrics`` row for row: it is the same code path.
+sampled code, UMAP's, the cluster initialisations and the classifier's. The data stay as they
+are, the noise of the test set included. Run under the pipeline's own seeds (1234 throughout by
+default), the chain gives the pipeline's ``clustering_metrics`` row for row: it is the same code
+path.
 """
 
 from __future__ import annotations

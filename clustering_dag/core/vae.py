@@ -75,7 +75,8 @@ def loss_terms(model: VAE, x, target, seed, beta=None):
 
 
 def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
-              on_epoch: Callable[[dict], None] | None = None, targets: np.ndarray | None = None) -> TrainedVAE:
+              on_epoch: Callable[[dict], None] | None = None,
+              targets: np.ndarray | None = None) -> TrainedVAE:
     """Train on ``x`` (float32, n x input_dim) to output ``targets`` (the inputs themselves unless
     given: a denoising autoencoder's are the clean rows of its noisy inputs).
 

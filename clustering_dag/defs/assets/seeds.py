@@ -20,8 +20,9 @@ from clustering_dag.defs.versioning import unversioned
 class SeedsConfig(Config):
     extra_seeds: list[int] = Field(
         default=[], description="Run the variant's whole chain (autoencoder training, representations, "
-                                "UMAP, clusters, refined classifier, metrics) again under each of these seeds; the table gets "
-                                "mean ± sd over them and the run's own seed. [] = the run's seed only.")
+                                "UMAP, clusters, refined classifier, metrics) again under each of these "
+                                "seeds; the table gets mean ± sd over them and the run's own seed. [] = "
+                                "the run's seed only.")
 
 
 @cached_asset(per_variant=True, group="clustering", kinds={"tensorflow"}, runs=(Accelerator.select,),
