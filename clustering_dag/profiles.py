@@ -52,8 +52,13 @@ def quick() -> dict:
 
 
 def small() -> dict:
-    """For datasets of a few hundred rows: batches of 32 and 300 epochs, so the VAE takes enough steps."""
-    return _ops({f"{v}__trained_vae": {"epochs": 300, "batch_size": 32} for v in VARIANTS})
+    """For datasets of a few hundred rows: batches of 32, 300 epochs for the autoencoders and 100
+    per refinement round, so the networks take enough steps."""
+    ops: dict = {}
+    for v in VARIANTS:
+        ops[f"{v}__trained_vae"] = {"epochs": 300, "batch_size": 32}
+        ops[f"{v}__refined_classifier"] = {"epochs": 100, "batch_size": 32}
+    return _ops(ops)
 
 
 PROFILES = {"full": full, "seeds": seeds, "quick": quick, "small": small}
