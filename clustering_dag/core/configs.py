@@ -5,7 +5,7 @@ library behind them, so the Dagster layer builds its run config from them at no 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 # The seed of every random choice (noise, initialisations, samples) unless a config says otherwise.
 DEFAULT_SEED = 1234
@@ -18,8 +18,23 @@ def about(text: str) -> dict:
     return {"description": text}
 
 
+class StoredConfig:
+    """A config stored as JSON beside a trained network's weights (tuples come back as tuples)."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str):
+        data = json.loads(text)
+        for spec in fields(cls):
+            if isinstance(data.get(spec.name), list):
+                data[spec.name] = tuple(data[spec.name])
+        return cls(**data)
+
+
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(StoredConfig):
     """The autoencoder's hyper-parameters; defaults are the paper's VAE. The variant (``paper``,
     ``elbo``, ``dae``) fixes the latent code (sample or mean), the training images (noisy or clean,
     as inputs and as targets) and whether the encoder is a distribution at all, and gives the
@@ -74,14 +89,6 @@ class VAEConfig:
         """What it learns to output: its inputs, or the clean images when ``denoising``."""
         return raw if self.denoising else self.training_data(raw, noisy)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> VAEConfig:
-        data = json.loads(text)
-        data["hidden"] = tuple(data["hidden"])
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ class ManifoldConfig:
 
 
 @dataclass(frozen=True)
-class RefineConfig:
+class RefineConfig(StoredConfig):
     """Self-labelling (the last step of SCAN, Van Gansbeke et al. 2020): a classifier of the raw
     (noisy) inputs trained on the manifold stage's most confident training assignments, with light
     augmentation, then predicting every row itself."""
@@ -169,13 +176,3 @@ class RefineConfig:
         if not self.hidden or min(self.hidden) < 1 or self.noise < 0 or not 0 <= self.shift < 0.5:
             raise ValueError("hidden sizes must be positive, noise >= 0, shift in [0, 0.5)")
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> RefineConfig:
-        data = json.loads(text)
-        data["hidden"] = tuple(data["hidden"])
-        if data.get("image_shape") is not None:
-            data["image_shape"] = tuple(data["image_shape"])
-        return cls(**data)
