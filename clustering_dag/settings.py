@@ -41,3 +41,10 @@ def registry_path() -> Path | None:
         return Path(configured)
     default = PROJECT_ROOT / "data" / "datasets.yaml"
     return default if default.is_file() else None
+
+
+def inbox_root() -> Path:
+    """Where batches of new rows are dropped, one folder per dataset (``<inbox>/mnist/``):
+    ``$CLUSTERING_DAG_INBOX``, else the project's ``data/inbox/``."""
+    configured = os.environ.get("CLUSTERING_DAG_INBOX")
+    return Path(_absolute(configured)) if configured else PROJECT_ROOT / "data" / "inbox"

@@ -13,12 +13,17 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from dagster import AssetKey
 
+from clustering_dag import batches
 from clustering_dag.definitions import defs
+from clustering_dag.defs.storage import AssetStorage
 from clustering_dag.profiles import quick
 from clustering_dag.settings import PROJECT_ROOT
 
@@ -29,6 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 
 # Screenshots go to a temporary folder; CLUSTERING_DAG_SCREENSHOT_DIR=docs refreshes the README's.
 SHOTS = Path(os.environ.get("CLUSTERING_DAG_SCREENSHOT_DIR", "/tmp/clustering_dag_screenshots"))
+BATCH = "test_split.npz"
 
 
 def free_port() -> int:
@@ -43,8 +49,12 @@ def server(quick_graph, data_dir, tmp_path_factory):
         copy = quick_graph.copy_to(tmp_path_factory.mktemp("ui"), mp)
     home = copy.home
     port = free_port()
+    inbox = home.parent / "inbox"  # the noisy test split, dropped in as a batch of new images
+    (inbox / "mnist").mkdir(parents=True)
+    noisy = AssetStorage(base_path=str(copy.cache)).load(AssetKey("noisy_test_set"), "mnist", "parquet")
+    np.savez(inbox / "mnist" / BATCH, x=noisy.test_x.reshape(-1, 28, 28))
     env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
-           "CLUSTERING_DAG_CACHE_DIR": str(copy.cache)}
+           "CLUSTERING_DAG_CACHE_DIR": str(copy.cache), "CLUSTERING_DAG_INBOX": str(inbox)}
     log = open(home / "dagster_dev.log", "w")
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster")), "dev", "-h", "127.0.0.1", "-p", str(port)],
@@ -116,13 +126,17 @@ def dismiss_welcome(driver) -> None:
         button.click()
 
 
-def launch(driver, job: str, run_config: dict, assets: list[list[str]] | None = None) -> str:
-    """Launch a run of ``job`` (or of ``assets`` only) for mnist through the UI's GraphQL API."""
+def repository(driver, location: str) -> dict:
+    """The selector of the code location ``location``'s repository."""
     repos = graphql(driver, "{ repositoriesOrError { ... on RepositoryConnection {"
                             " nodes { name location { name } } } } }")
-    repo = repos["data"]["repositoriesOrError"]["nodes"][0]
-    selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"],
-                "jobName": job}
+    repo = next(r for r in repos["data"]["repositoriesOrError"]["nodes"] if r["location"]["name"] == location)
+    return {"repositoryLocationName": location, "repositoryName": repo["name"]}
+
+
+def launch(driver, job: str, run_config: dict, assets: list[list[str]] | None = None) -> str:
+    """Launch a run of ``job`` (or of ``assets`` only) for mnist through the UI's GraphQL API."""
+    selector = {**repository(driver, "clustering_dag.definitions"), "jobName": job}
     if assets:
         selector["assetSelection"] = [{"path": path} for path in assets]
     launched = graphql(driver, """
@@ -149,10 +163,12 @@ def wait_for_success(driver, server: str, run_id: str) -> None:
 
 
 def unsynced(driver) -> set[str]:
-    """What the UI reports as stale for mnist (its own stale-status field)."""
-    nodes = graphql(driver, '{ assetNodes { assetKey { path } staleStatus(partition: "mnist") } }')
-    return {"/".join(n["assetKey"]["path"]) for n in nodes["data"]["assetNodes"]
-            if n["staleStatus"] == "STALE"}
+    """What the UI reports as stale for mnist (its own stale-status field), in the main location."""
+    keys = [{"path": key.path} for key in defs.resolve_asset_graph().get_all_asset_keys()]
+    nodes = graphql(driver, 'query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { '
+                            'assetKey { path } staleStatus(partition: "mnist") } }',
+                    {"keys": keys})["data"]["assetNodes"]
+    return {"/".join(n["assetKey"]["path"]) for n in nodes if n["staleStatus"] == "STALE"}
 
 
 def test_asset_graph_run_and_screenshots(server, browser):
@@ -168,9 +184,11 @@ def test_asset_graph_run_and_screenshots(server, browser):
     nodes = graphql(browser, "{ assetNodes { assetKey { path } dependencyKeys { path } } }")
     shown = {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]}
              for n in nodes["data"]["assetNodes"]}
-    graph = defs.resolve_asset_graph()
-    expected = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
-                for k in graph.get_all_asset_keys()}
+    expected = {}
+    for location in (defs, batches.defs):  # both code locations, the batches' models from the main one
+        graph = location.resolve_asset_graph()
+        expected.update({k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+                         for k in graph.get_all_asset_keys() if graph.get(k).is_materializable})
     assert shown == expected  # every asset, with its lineage
     browser.save_screenshot(str(SHOTS / "asset_graph.png"))
 
@@ -183,6 +201,7 @@ def test_asset_graph_run_and_screenshots(server, browser):
     wait_for_success(browser, server, launch(browser, "__ASSET_JOB", {
         "ops": {"paper__kmeans_latent": {"config": {**km, "seed": 7}}}}, [["paper", "kmeans_latent"]]))
     below = {"paper/cluster_assignments", "paper/clustering_metrics", "paper/seed_spread",
+             "paper/test_scores",
              "paper/paper_comparison", "paper/figure_latent_centroids"}
     assert unsynced(browser) == below
     browser.get(f"{server}/assets/paper/cluster_assignments?view=partitions&partition=mnist")
@@ -199,5 +218,27 @@ def test_asset_graph_run_and_screenshots(server, browser):
     wait_for_text(browser, "figure_voronoi", 60)
     time.sleep(3)
     browser.save_screenshot(str(SHOTS / "figure_asset.png"))
-    for name in ("asset_graph", "unsynced", "clustering_metrics", "figure_asset"):
+
+    # A file in the inbox: the sensor, switched on here as in the UI, adds it and scores it.
+    started = graphql(browser, """
+        mutation Start($sensor: SensorSelector!) { startSensor(sensorSelector: $sensor) { __typename } }""",
+                      {"sensor": {**repository(browser, "clustering_dag.batches"),
+                                  "sensorName": "inbox_sensor"}})
+    assert started["data"]["startSensor"]["__typename"] == "Sensor", started
+    partition = f"mnist|{BATCH}"
+    runs_query = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
+                      ... on Runs { results { runId status } } } }"""
+    deadline, runs = time.time() + 300, []
+    while not runs and time.time() < deadline:
+        time.sleep(5)
+        runs = graphql(browser, runs_query, {"tags": [{"key": "dagster/partition", "value": partition}]}
+                       )["data"]["runsOrError"]["results"]
+    assert runs, "the inbox sensor asked for no run within 300 s"
+    wait_for_success(browser, server, runs[0]["runId"])
+    browser.get(f"{server}/assets/dae/scored_batch?partition={urllib.parse.quote(partition)}")
+    wait_for_text(browser, "cluster_counts", 60)
+    wait_for_text(browser, "drift_shares", 10)
+    time.sleep(3)
+    browser.save_screenshot(str(SHOTS / "scored_batch.png"))
+    for name in ("asset_graph", "unsynced", "clustering_metrics", "figure_asset", "scored_batch"):
         assert (SHOTS / f"{name}.png").stat().st_size > 20_000

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
-from sklearn.metrics import pairwise_distances, pairwise_distances_argmin
+from sklearn.metrics import pairwise_distances, pairwise_distances_argmin_min
 from sklearn.mixture import GaussianMixture
 
 from clustering_dag.core.configs import ClusterConfig
@@ -34,11 +34,18 @@ class ClusterModel:
     config: ClusterConfig | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.nearest(x)[0]
+
+    def nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each point's cluster and its Euclidean distance to that cluster's centre (a mixture's
+        cluster is its most probable component)."""
         if x.shape[1] != self.centers.shape[1]:
             raise DataError(f"points have {x.shape[1]} features, the model {self.centers.shape[1]}")
         if self.method == "kmeans":
-            return pairwise_distances_argmin(x, self.centers).astype(np.int64)
-        return self._log_joint(x).argmax(1).astype(np.int64)
+            clusters, distances = pairwise_distances_argmin_min(x, self.centers)
+            return clusters.astype(np.int64), distances.astype(np.float64)
+        clusters = self._log_joint(x).argmax(1).astype(np.int64)
+        return clusters, np.linalg.norm(x - self.centers[clusters], axis=1)
 
     def confidence(self, x: np.ndarray) -> np.ndarray:
         """How surely each point belongs to its predicted cluster, in [0, 1]: a mixture's posterior

@@ -164,18 +164,22 @@ def _read_npz(file: Path):
 
 
 def _scale(train: np.ndarray, test: np.ndarray, how: str, integer_images: bool, file: Path):
+    """The two splits scaled as ``how`` says, a description, and the scale itself (``how`` and,
+    for min-max, the training split's ``lo`` and ``span`` per feature: a later batch is scaled
+    with the same numbers, :func:`clustering_dag.core.scoring.apply_scale`)."""
     if how == "auto":
         how = "255" if integer_images else "minmax"
     if how == "255":
-        return train / 255.0, test / 255.0, "divided by 255"
+        return train / 255.0, test / 255.0, "divided by 255", {"how": "255"}
     if how == "minmax":
         lo, hi = train.min(axis=0), train.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
-        return (train - lo) / span, (test - lo) / span, "min-max per feature (training split)"
+        return ((train - lo) / span, (test - lo) / span, "min-max per feature (training split)",
+                {"how": "minmax", "lo": lo.tolist(), "span": span.tolist()})
     if train.min() < 0 or train.max() > 1:
         raise DataError(f"{file}: `scale: none` but the training values span [{train.min():.4g}, "
                         f"{train.max():.4g}]; the VAE's Bernoulli decoder needs [0, 1]. Use `scale: minmax`.")
-    return train, test, "none"
+    return train, test, "none", {"how": "none"}
 
 
 def load_user_dataset(name: str, spec: UserDataset) -> Splits:
@@ -222,10 +226,11 @@ def load_user_dataset(name: str, spec: UserDataset) -> Splits:
     if n_train < n_clusters or n_test <= n_clusters:
         raise DataError(f"{file}: {n_train} training and {n_test} test rows are too few to fit "
                         f"{n_clusters} clusters and score them; give more rows (or set `n_clusters:`).")
-    train_x, test_x, scaling = _scale(x[is_train], x[~is_train], spec.scale, integer_images, file)
+    train_x, test_x, scaling, scale = _scale(x[is_train], x[~is_train], spec.scale, integer_images, file)
     return Splits(
         train_x.astype(np.float32), None if y is None else y[is_train],
         test_x.astype(np.float32), None if y is None else y[~is_train],
         meta={"dataset": name, "source": str(file), "image_shape": image_shape,
               "n_clusters": n_clusters, "classes": classes, "scaling": scaling,
-              "feature_names": feature_names})
+              "scale": scale, "feature_names": feature_names,
+              "label_column": spec.label_column, "split_column": spec.split_column})

@@ -67,7 +67,8 @@ def cache_key(context: AssetExecutionContext, config, inputs: list[str | None], 
 
 def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = "parquet",
                  figures: tuple[str, ...] = (), key_extra: Callable | None = None,
-                 depends_on: Callable | None = None, runs: tuple[Callable, ...] = (), **asset_args):
+                 depends_on: Callable | None = None, runs: tuple[Callable, ...] = (),
+                 partitions_def=dataset_partitions, partition_mapping=None, **asset_args):
     """Declare the decorated function as an asset partitioned by dataset, cached as above.
 
     ``per_variant``: one asset per training variant (``<variant>/<name>``, group ``<group>_<variant>``;
@@ -76,7 +77,8 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
     names ``figures`` lists). ``key_extra(context, **params)``: what else the value depends on (a
     source file's fingerprint). ``depends_on(context)``: the inputs the value is made from, when
     not all of them (the default). ``runs``: resource methods the body calls, for its code version.
-    The rest goes to :func:`dagster.asset`.
+    ``partitions_def``: by dataset unless given, its inputs read through ``partition_mapping``
+    (a batch of a dataset reads the dataset's models). The rest goes to :func:`dagster.asset`.
     """
     def wrap(fn: Callable):
         signature = inspect.signature(fn)
@@ -94,8 +96,8 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
             def compute(context: AssetExecutionContext, **params):
                 storage = params["asset_storage"] if takes_storage else params.pop("asset_storage")
                 used = depends_on(context) if depends_on else inputs
-                upstream = [storage.stored_key(context.asset_key_for_input(n), context.partition_key)
-                            for n in used]
+                upstream = [storage.stored_key(context.asset_key_for_input(n),
+                                               context.asset_partition_key_for_input(n)) for n in used]
                 extra = key_extra(context, **params) if key_extra else None
                 key = cache_key(context, params.get("config"), upstream, extra)
                 stored = _stored(context, storage, key, kind, figures)
@@ -109,8 +111,9 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
             compute.__signature__ = signature.replace(parameters=parameters)
             return asset(
                 key=asset_key(fn.__name__, variant),
-                ins={name: AssetIn(asset_key(name, variant)) for name in inputs},
-                partitions_def=dataset_partitions,
+                ins={name: AssetIn(asset_key(name, variant), partition_mapping=partition_mapping)
+                     for name in inputs},
+                partitions_def=partitions_def,
                 io_manager_key=IO_MANAGERS[kind],
                 group_name=f"{group}_{variant}" if variant else group,
                 code_version=version,

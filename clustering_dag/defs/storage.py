@@ -213,7 +213,9 @@ class AssetStorage(ConfigurableResource):
 
     def path(self, asset_key: AssetKey, partition: str, kind: str, figure: str | None = None) -> UPath:
         """Where the value of ``asset_key`` for ``partition`` lives: the one place that says so.
-        A figure asset holds one PNG per ``figure`` name."""
+        A figure asset holds one PNG per ``figure`` name. A partition of several dimensions
+        (``mnist|batch.npz``) is a folder per dimension."""
+        partition = str(partition).replace("|", "/")
         if kind == "png":
             return self.root().joinpath("figures", *asset_key.path[:-1], figure, f"{partition}.png")
         return self.root().joinpath(*asset_key.path, f"{partition}{EXTENSIONS[kind]}")

@@ -1,0 +1,203 @@
+"""The second code location: scoring files of new rows with the models a dataset's run stored.
+
+Drop a file into ``data/inbox/<dataset>/`` (``$CLUSTERING_DAG_INBOX`` moves the inbox): IDX or
+``.npz`` images of the dataset's shape, or a CSV/parquet table with its feature columns.
+``inbox_sensor`` adds each new or changed file as a partition of ``batch_files`` and asks for
+``<variant>/scored_batch`` of it: every row's cluster in each space whose model is stored, with its
+distance to the centre (or the refined classifier's probability), and the ``batch_drift`` check
+that warns when the rows lie farther from the centroids than the test split's did.
+
+A batch reads its dataset's models through the dataset dimension of its partition
+(``mnist|digits.npz`` reads ``mnist``'s), so re-training a model makes its batches unsynced, and
+scoring never trains or fits anything. It is its own code location because a Dagster run takes
+one partitions definition: ``dagster asset materialize --select '*'`` of the main location stays
+what it was. Both load from ``workspace.yaml``; the models are declared here as the main
+location's assets.
+"""
+
+import hashlib
+import json
+import re
+import warnings
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetSelection,
+    AssetSpec,
+    BetaWarning,
+    DefaultSensorStatus,
+    Definitions,
+    DynamicPartitionsDefinition,
+    MetadataValue,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+    MultiToSingleDimensionPartitionMapping,
+    Output,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    asset_check,
+    sensor,
+)
+
+from clustering_dag.core.errors import DataError
+from clustering_dag.core.variants import VARIANTS
+from clustering_dag.defs.assets.common import image_metadata, table_metadata
+from clustering_dag.defs.assets.scoring import SCORED_WITH
+from clustering_dag.defs.cached import IO_MANAGERS, asset_key, cached_asset
+from clustering_dag.defs.location import defs as shared
+from clustering_dag.defs.partitions import DATASET_KEYS, dataset_partitions
+from clustering_dag.defs.storage import AssetStorage
+from clustering_dag.defs.versioning import unversioned
+from clustering_dag.settings import inbox_root
+
+batch_files = DynamicPartitionsDefinition(name="batch_files")
+batch_partitions = MultiPartitionsDefinition({"dataset": dataset_partitions, "file": batch_files})
+with warnings.catch_warnings():  # Dagster's way to map a batch to its dataset; marked beta
+    warnings.simplefilter("ignore", BetaWarning)
+    BY_DATASET = MultiToSingleDimensionPartitionMapping(partition_dimension_name="dataset")
+# File names that can be a partition key (and a file name on every store); others are skipped.
+BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+SUFFIXES = (".npz", ".gz", ".idx", "-ubyte", ".csv", ".parquet", ".pq")
+
+# What the main location makes and a batch reads: its assets, declared here.
+upstream = list({asset_key(name, v): AssetSpec(asset_key(name, v), partitions_def=dataset_partitions)
+                 .with_io_manager_key(IO_MANAGERS[kind])
+                 for v in VARIANTS for name, kind in SCORED_WITH.items()}.values())
+
+
+def batch_of(context) -> tuple[str, str]:
+    keys = context.partition_key.keys_by_dimension
+    return keys["dataset"], keys["file"]
+
+
+def batch_file_hash(context: AssetExecutionContext, **_) -> str:
+    """The batch file's content (SHA-256): what makes a changed file a new value."""
+    path = inbox_root().joinpath(*batch_of(context))
+    if not path.is_file():
+        return "missing"
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@cached_asset(per_variant=True, group="scoring", partitions_def=batch_partitions,
+              partition_mapping=BY_DATASET, key_extra=batch_file_hash)
+def scored_batch(context: AssetExecutionContext, asset_storage: AssetStorage, raw_dataset, kmeans_original,
+                 kmeans_reconstructed, kmeans_latent, trained_vae, refined_classifier, test_scores):
+    """Every row of a batch file from the dataset's inbox, scored by the dataset's stored models:
+    its cluster and distance to the centre in the original, reconstructed and latent spaces, the
+    refined classifier's cluster and probability, and whether it lies farther out than 95 % of the
+    test split's rows (``*_far``, ``refined_unsure``)."""
+    from clustering_dag.core.scoring import BatchLayout, StoredModels, score_file
+
+    dataset, name = batch_of(context)
+    path = inbox_root() / dataset / name
+    if not path.is_file():
+        raise DataError(f"no batch file {path}: partition {context.partition_key} names a file that is "
+                        f"not in {dataset}'s inbox ({path.parent}).")
+    layout = BatchLayout.of(raw_dataset)
+    models = StoredModels.of(kmeans_original, kmeans_reconstructed, kmeans_latent, trained_vae,
+                             refined_classifier)
+    batch, frame = score_file(path, layout, models, test_scores)
+    context.log.info(f"{path}: {len(frame):,} rows scored")
+    return Output(frame, metadata=_batch_summary(context, frame, batch, layout, models.n_clusters,
+                                                              asset_storage))
+
+
+@unversioned
+def _batch_summary(context, frame, batch, layout, k: int, storage) -> dict:
+    import numpy as np
+
+    from clustering_dag.core.scoring import cluster_counts, drift_shares
+
+    dataset, _ = batch_of(context)
+    per_cluster = [batch.x[np.flatnonzero(frame["refined_cluster"].to_numpy() == c)[:8]] for c in range(k)]
+    shown = [(c, rows) for c, rows in enumerate(per_cluster) if len(rows)]
+    return {
+        "rows": len(frame), "source": MetadataValue.path(batch.source),
+        "cluster_counts": table_metadata(cluster_counts(frame, k)),
+        "drift_shares": MetadataValue.json({s: round(v, 4) for s, v in drift_shares(frame).items()}),
+        # The data versions (cache keys) of the models that scored it, as the lineage records them.
+        "model_versions": MetadataValue.json({
+            name: storage.stored_key(context.asset_key_for_input(name), dataset) for name in SCORED_WITH}),
+        "examples": image_metadata([rows for _, rows in shown],
+                                   [f"refined cluster {c}" for c, _ in shown],
+                                   layout.image_shape),
+    }
+
+
+def _batch_drift(scored_batch) -> AssetCheckResult:
+    """The batch's rows lie no farther from their centroids, and are classified no less surely, than
+    the test split's: it warns, in words and shares, when many more rows than the test split's 5 %
+    lie beyond 95 % of the test split's distances."""
+    from clustering_dag.core.scoring import drift_shares, drift_verdict
+
+    shares = drift_shares(scored_batch)
+    passed, text = drift_verdict(shares)
+    return AssetCheckResult(
+        passed=passed, severity=AssetCheckSeverity.WARN, description=text,
+        metadata={f"{s}_share": MetadataValue.float(round(v, 4)) for s, v in shares.items()})
+
+
+batch_drift = [asset_check(asset=asset_key("scored_batch", v), name="batch_drift",
+                           partitions_def=batch_partitions, description=_batch_drift.__doc__)(_batch_drift)
+               for v in VARIANTS]
+SCORED = [asset_key("scored_batch", v) for v in VARIANTS]
+
+
+def scan_inbox(root) -> tuple[dict[str, list[int]], list[str]]:
+    """The batch files under ``root``: ``{"<dataset>/<file>": [size, mtime_ns]}``, and why the
+    other entries were skipped."""
+    found, skipped = {}, []
+    if not root.is_dir():
+        return found, skipped
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        if folder.name not in DATASET_KEYS:
+            skipped.append(f"{folder}: no dataset {folder.name!r} (known: {', '.join(DATASET_KEYS)})")
+            continue
+        for file in sorted(folder.iterdir()):
+            if file.name.startswith(".") or not file.is_file():
+                continue  # hidden: e.g. a file still being copied under a temporary name
+            if not file.name.lower().endswith(SUFFIXES) or not BATCH_NAME.match(file.name):
+                skipped.append(f"{file}: not a batch file name (letters, digits, '.', '_', '-'; "
+                               f"ending {', '.join(SUFFIXES)})")
+                continue
+            stat = file.stat()
+            found[f"{folder.name}/{file.name}"] = [stat.st_size, stat.st_mtime_ns]
+    return found, skipped
+
+
+@sensor(asset_selection=AssetSelection.assets(*SCORED), minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.STOPPED)
+def inbox_sensor(context: SensorEvaluationContext):
+    """Every new or changed file in the inbox (``data/inbox/<dataset>/``) becomes a partition of
+    ``batch_files`` and a run of every variant's ``scored_batch`` for it. Changed: another size or
+    modification time; a file changed back to content already scored reuses the cache."""
+    seen = json.loads(context.cursor) if context.cursor else {}
+    found, skipped = scan_inbox(inbox_root())
+    for reason in skipped:
+        context.log.warning(f"skipped {reason}")
+    changed = {path: stamp for path, stamp in found.items() if seen.get(path) != stamp}
+    known = set(context.instance.get_dynamic_partitions(batch_files.name))
+    new_files = sorted({path.split("/", 1)[1] for path in changed} - known)
+    requests = []
+    for path, (size, mtime) in sorted(changed.items()):
+        dataset, name = path.split("/", 1)
+        requests.append(RunRequest(run_key=f"{path}:{size}:{mtime}",
+                                   partition_key=MultiPartitionKey({"dataset": dataset, "file": name})))
+    return SensorResult(
+        run_requests=requests, cursor=json.dumps(found, sort_keys=True),
+        dynamic_partitions_requests=[batch_files.build_add_request(new_files)] if new_files else [])
+
+
+defs = Definitions(assets=[*upstream, *scored_batch], asset_checks=batch_drift, sensors=[inbox_sensor],
+                   resources=shared.resources, executor=shared.executor)
+all_assets = [*defs.assets, *defs.asset_checks]
+resources = dict(defs.resources)

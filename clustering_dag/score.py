@@ -1,0 +1,107 @@
+"""Score a file of new rows with a dataset's stored models, without Dagster::
+
+    python -m clustering_dag.score --dataset mnist digits.npz [--variant dae] [--out scores.parquet]
+
+It does what the ``<variant>/scored_batch`` asset does (the same function,
+:func:`clustering_dag.core.scoring.score_file`), reading the models from the asset cache
+(``$CLUSTERING_DAG_CACHE_DIR`` or ``data/``), and writes one parquet table: a ``variant`` column,
+then every row's cluster and distance per space and its drift flags. It prints a JSON summary
+(rows, seconds, clusters used, drift shares and the verdict). Nothing is trained or fitted; a
+dataset whose models are not stored yet is told which asset to materialize first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from clustering_dag.core.errors import DataError
+from clustering_dag.core.variants import VARIANTS
+
+
+def stored(storage, dataset: str, variant: str) -> dict:
+    """The stored values a variant scores with, for ``dataset``; a clear error for a missing one."""
+    from clustering_dag.defs.assets.scoring import SCORED_WITH
+    from clustering_dag.defs.cached import asset_key
+
+    values = {}
+    for name, kind in SCORED_WITH.items():
+        key = asset_key(name, variant)
+        if not storage.path(key, dataset, kind).exists():
+            name_ = key.to_user_string()
+            raise DataError(f"{name_} is not stored for {dataset} (in {storage.root()}): materialize it "
+                            f"first, e.g. `dagster asset materialize -m clustering_dag.definitions "
+                            f"--select '*{name_}' --partition {dataset}`.")
+        values[name] = storage.load(key, dataset, kind)
+    return values
+
+
+def score_with_stored(path: Path, dataset: str, variants: list[str], storage=None):
+    """(one table of every variant's scores, a summary) for the batch file ``path``."""
+    import pandas as pd
+
+    from clustering_dag.core.scoring import (
+        BatchLayout,
+        StoredModels,
+        drift_shares,
+        drift_verdict,
+        read_batch,
+        score_batch,
+    )
+    from clustering_dag.defs.storage import AssetStorage
+
+    storage = storage or AssetStorage()
+    frames, summary = [], {"file": str(path), "dataset": dataset, "variants": {}}
+    stored_values = {variant: stored(storage, dataset, variant) for variant in variants}
+    start = time.perf_counter()
+    batch = read_batch(path, BatchLayout.of(stored_values[variants[0]]["raw_dataset"]))
+    summary["read_seconds"] = round(time.perf_counter() - start, 3)
+    for variant, values in stored_values.items():
+        start = time.perf_counter()
+        models = StoredModels.of(values["kmeans_original"], values["kmeans_reconstructed"],
+                                 values["kmeans_latent"], values["trained_vae"], values["refined_classifier"])
+        frame = score_batch(batch, models, values["test_scores"])
+        shares = drift_shares(frame)
+        looks_alike, verdict = drift_verdict(shares)
+        summary["rows"] = len(frame)
+        summary["variants"][variant] = {
+            "seconds": round(time.perf_counter() - start, 3),
+            "clusters_used": {c.removesuffix("_cluster"): int(frame[c].nunique())
+                              for c in frame.columns if c.endswith("_cluster")},
+            "drift_shares": {s: round(v, 4) for s, v in shares.items()},
+            "looks_like_test_split": looks_alike, "verdict": verdict}
+        frames.append(frame.assign(variant=variant)[["variant", *frame.columns]])
+    return pd.concat(frames, ignore_index=True), summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clustering_dag.score",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path, help="the batch file (IDX, .npz, CSV or parquet)")
+    parser.add_argument("--dataset", required=True, help="the dataset whose models score it (a partition)")
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS),
+                        help="a training variant (repeatable; default: every one)")
+    parser.add_argument("--out", type=Path,
+                        help="the parquet file written (default: <file name>.scores.parquet here)")
+    args = parser.parse_args(argv)
+    out = args.out or Path(f"{args.file.name}.scores.parquet")
+    try:
+        table, summary = score_with_stored(args.file, args.dataset, args.variant or list(VARIANTS))
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    import pyarrow as pa
+    from upath import UPath
+
+    from clustering_dag.defs.storage import write_parquet
+
+    write_parquet(UPath(str(out.resolve())), pa.Table.from_pandas(table, preserve_index=False), None)
+    print(json.dumps({**summary, "out": str(out)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
