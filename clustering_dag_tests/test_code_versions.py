@@ -21,7 +21,7 @@ from clustering_dag.defs.versioning import PACKAGE_DIR, SourceVersions
 GRAPH = defs.resolve_asset_graph()
 VAE_USERS = {f"{v}/{a}" for v in VARIANTS for a in (
     "trained_vae", "reconstructed_representation", "latent_representation", "tsne_embeddings",
-    "figure_latent_centroids", "seed_spread")}
+    "figure_latent_centroids", "seed_spread", "test_scores")}
 METRICS_USERS = {f"{v}/{a}" for v in VARIANTS
                  for a in ("clustering_metrics", "seed_spread", "paper_comparison")}
 DECODE_USERS = {f"{v}/figure_latent_centroids" for v in VARIANTS}

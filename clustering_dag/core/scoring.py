@@ -116,7 +116,7 @@ def read_batch(path: str | Path, layout: BatchLayout, max_bytes: int = MAX_BATCH
         x, y = _read_arrays(path, layout, max_bytes)
     else:
         raise DataError(f"batch file {path}: unknown format (by its name); expected {layout.describe()}.")
-    if not np.isfinite(x).all():
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
         row = int(np.flatnonzero(~np.isfinite(x).all(1))[0])
         raise DataError(f"batch file {path}: row {row + 1} has NaN or Inf values; fill or drop them.")
     return Batch(np.ascontiguousarray(x, dtype=np.float32), y, str(path))
@@ -209,9 +209,11 @@ def apply_scale(x: np.ndarray, scale: dict, integers: bool) -> np.ndarray:
     integer pixels divided by 255 (float pixels are taken as already in [0, 1]), or min-max with
     the training split's own minimum and span."""
     how = scale.get("how", "255")
+    if how == "255" and integers:  # one pass, the same float32 division as the training split's
+        return np.divide(x, np.float32(255.0), dtype=np.float32)
     x = x.astype(np.float64 if how == "minmax" else np.float32, copy=False)
     if how == "255":
-        return x / np.float32(255.0) if integers else x
+        return x
     if how == "minmax":
         lo, span = np.asarray(scale["lo"]), np.asarray(scale["span"])
         return (x - lo) / span
