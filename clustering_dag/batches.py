@@ -44,10 +44,10 @@ from dagster import (
 
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.variants import VARIANTS
+from clustering_dag.defs import location
 from clustering_dag.defs.assets.common import image_metadata, table_metadata
 from clustering_dag.defs.assets.scoring import SCORED_WITH
 from clustering_dag.defs.cached import IO_MANAGERS, asset_key, cached_asset
-from clustering_dag.defs.location import defs as shared
 from clustering_dag.defs.partitions import DATASET_KEYS, dataset_partitions
 from clustering_dag.defs.storage import AssetStorage
 from clustering_dag.defs.versioning import unversioned
@@ -198,6 +198,6 @@ def inbox_sensor(context: SensorEvaluationContext):
 
 
 defs = Definitions(assets=[*upstream, *scored_batch], asset_checks=batch_drift, sensors=[inbox_sensor],
-                   resources=shared.resources, executor=shared.executor)
+                   resources=location.defs.resources, executor=location.defs.executor)
 all_assets = [*defs.assets, *defs.asset_checks]
 resources = dict(defs.resources)

@@ -35,8 +35,9 @@ def dg(*args: str, env: dict, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedP
     return proc
 
 
-def test_importing_the_code_location_loads_no_numeric_library():
-    loaded = python("import sys, clustering_dag.definitions; "
+@pytest.mark.parametrize("module", ["clustering_dag.definitions", "clustering_dag.batches"])
+def test_importing_a_code_location_loads_no_numeric_library(module):
+    loaded = python(f"import sys, {module}; "
                     f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     assert loaded == ""
 

@@ -66,3 +66,25 @@ def test_profiles_on_disk_match_code():
 def test_quick_profile_names_real_ops():
     job = defs.resolve_implicit_global_asset_job_def()
     assert set(quick()["ops"]) <= {node.name for node in job.nodes}
+
+
+def test_the_batches_location_reads_each_dataset_s_models():
+    import yaml as _yaml
+
+    from clustering_dag import batches
+    from clustering_dag.settings import PROJECT_ROOT
+
+    modules = [e["python_module"]["module_name"]
+               for e in _yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())["load_from"]]
+    assert modules == ["clustering_dag.definitions", "clustering_dag.batches"]
+    graph = batches.defs.resolve_asset_graph()
+    scored = graph.get(AssetKey(["dae", "scored_batch"]))
+    assert scored.code_version and scored.group_name == "scoring_dae"
+    assert {k.to_user_string() for k in scored.parent_keys} == {
+        "raw_dataset", "kmeans_original", "dae/kmeans_reconstructed", "dae/kmeans_latent",
+        "dae/trained_vae", "dae/refined_classifier", "dae/test_scores"}
+    main = defs.resolve_asset_graph()
+    for key in scored.parent_keys:  # the main location makes every one of them
+        assert main.get(key).is_materializable and not graph.get(key).is_materializable
+    assert sorted(scored.partitions_def.partitions_defs[0].partitions_def.get_partition_keys()) == \
+        sorted(["mnist", "fashion_mnist"])

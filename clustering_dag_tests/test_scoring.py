@@ -136,6 +136,14 @@ def _score(instance, dataset: str, name: str, raise_on_error: bool = True):
                        raise_on_error=raise_on_error)
 
 
+def _errors(result) -> list[str]:
+    """Each failed step's error, with what caused it."""
+    def text(error):
+        return error.message + (text(error.cause) if error.cause else "")
+
+    return [text(e.step_failure_data.error) for e in result.all_events if e.is_step_failure]
+
+
 def _stored(cache, key: list[str], partition: str) -> pd.DataFrame:
     from clustering_dag.defs.storage import AssetStorage
 
@@ -198,7 +206,7 @@ def test_a_foreign_batch_warns_and_a_bad_file_fails_alone(scored):
     (inbox / "mnist" / "bad.csv").write_text("a,b\n1,2\n")
     failed = _score(instance, "mnist", "bad.csv", raise_on_error=False)
     assert not failed.success
-    errors = [e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure]
+    errors = _errors(failed)
     assert errors and all("bad.csv is a table, but dataset 'mnist' holds images" in m for m in errors)
     assert not list(graph.cache.glob("*/scored_batch/mnist/bad.csv*"))  # nothing written
     assert (graph.cache / "dae" / "scored_batch" / "mnist" / "test_split.npz.parquet").is_file()
@@ -233,6 +241,32 @@ def test_a_dataset_without_models_says_what_to_materialize_first(scored):
     np.savez(inbox / "fashion_mnist" / "f.npz", x=np.zeros((3, 784), np.float32))
     failed = _score(instance, "fashion_mnist", "f.npz", raise_on_error=False)
     assert not failed.success
-    errors = [e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure]
+    errors = _errors(failed)
     assert errors and all("has no stored value for fashion_mnist" in m and "materialize it first" in m
                           for m in errors)
+
+
+@pytest.mark.slow
+def test_retraining_a_model_makes_its_scored_batches_unsynced(scored):
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.test_utils import LoadingContextForTest
+
+    from clustering_dag import batches
+    from clustering_dag.definitions import all_assets, resources
+    from clustering_dag.profiles import quick
+
+    _, _, instance, _ = scored
+    partition = MultiPartitionKey({"dataset": "mnist", "file": "test_split.npz"})
+
+    def status(variant: str) -> StaleStatus:
+        resolver = CachingStaleStatusResolver(instance, batches.defs.resolve_asset_graph(),
+                                              LoadingContextForTest(instance))
+        return resolver.get_status(AssetKey([variant, "scored_batch"]), partition)
+
+    assert status("paper") == status("dae") == StaleStatus.FRESH
+    config = quick()["ops"]["paper__kmeans_latent"]["config"]
+    refit = materialize(all_assets, selection=[AssetKey(["paper", "kmeans_latent"])], partition_key="mnist",
+                        run_config={"ops": {"paper__kmeans_latent": {"config": {**config, "seed": 7}}}},
+                        resources=resources, instance=instance)
+    assert refit.success
+    assert status("paper") == StaleStatus.STALE and status("dae") == StaleStatus.FRESH
