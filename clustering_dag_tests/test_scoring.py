@@ -249,7 +249,7 @@ def test_a_dataset_without_models_says_what_to_materialize_first(scored):
 @pytest.mark.slow
 def test_retraining_a_model_makes_its_scored_batches_unsynced(scored):
     from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-    from dagster._core.test_utils import LoadingContextForTest
+    from dagster._core.loader import LoadingContextForTest
 
     from clustering_dag import batches
     from clustering_dag.definitions import all_assets, resources
