@@ -77,3 +77,22 @@ def test_images_of_wrong_rank(tmp_path):
     write_idx(tmp_path / "l.gz", np.zeros(3, np.uint8))
     with pytest.raises(DataError, match=r"expected images \(n, rows, cols\)"):
         read_image_label_pair(tmp_path / "i.gz", tmp_path / "l.gz")
+
+
+@pytest.mark.parametrize("shape", [(2**31, 2**31, 2**31), (2**16, 2**16, 2**16, 2**16)])
+def test_a_header_promising_too_much_is_refused_before_anything_is_read(tmp_path, shape):
+    """A 60-byte .gz cannot make the reader decompress or allocate gigabytes; a shape whose size
+    wraps a 64-bit integer to 0 (2^64) is no loophole."""
+    header = bytes([0, 0, 0x08, len(shape)]) + b"".join(d.to_bytes(4, "big") for d in shape)
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip.compress(header + b"\x00" * 1000))
+    with pytest.raises(DataError, match=r"bomb\.gz: its header declares shape .* more than the"):
+        read_idx(path)
+
+
+def test_a_file_longer_than_its_header_says_is_refused(tmp_path):
+    path = tmp_path / "long.gz"
+    write_idx(path, np.zeros((5, 28, 28), np.uint8))
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()) + b"\x00"))
+    with pytest.raises(DataError, match=r"long\.gz is longer than its header says"):
+        read_idx(path)

@@ -343,3 +343,21 @@ def test_whole_graph_runs_on_a_labelled_table_and_on_unlabelled_images(tmp_path,
         for figure in ("reconstructions", "tsne", "voronoi", "latent_centroids", "k_sweep"):
             for partition in ("wine", "digits"):
                 assert (cache / "figures" / variant / figure / f"{partition}.png").stat().st_size > 1000
+
+
+def test_what_a_file_may_hold_is_bounded_before_it_is_read(tmp_path):
+    """`max_bytes`: a file larger on disk, a parquet table whose footer declares more rows x columns,
+    or an .npz member whose header declares more, is refused before its data are read."""
+    frame = pd.DataFrame({"a": np.zeros(100_000), "b": np.zeros(100_000)})
+    frame.to_parquet(tmp_path / "zeros.parquet")  # a few kB on disk, 1.6 MB as float64
+    assert (tmp_path / "zeros.parquet").stat().st_size < 50_000
+    with pytest.raises(DataError, match=r"zeros\.parquet: 100,000 rows x 2 columns would take more than "
+                                        r"the 1,000,000 bytes allowed"):
+        load(tmp_path / "zeros.parquet", max_bytes=1_000_000)
+    np.savez_compressed(tmp_path / "zeros.npz", x=np.zeros((1000, 784), np.float32))
+    with pytest.raises(DataError, match=r"zeros\.npz: array 'x' is \(1000, 784\) of float32, more than"):
+        load(tmp_path / "zeros.npz", max_bytes=1_000_000)
+    frame.to_csv(tmp_path / "zeros.csv", index=False)
+    with pytest.raises(DataError, match=r"zeros\.csv: [\d,]+ bytes, more than the 100,000 allowed"):
+        load(tmp_path / "zeros.csv", max_bytes=100_000)
+    assert load(tmp_path / "zeros.parquet", n_clusters=2).train_x.shape[1] == 2  # the default allows it

@@ -7,6 +7,7 @@ dimensions, then the data in row-major order. Files may be gzip-compressed.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -28,53 +29,75 @@ _IDX_DTYPES = {
 _DTYPE_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
 
 
-def _read_bytes(path: Path) -> bytes:
+# An IDX file's data may be at most this large (its header is checked before anything is read):
+# a small .gz cannot make the reader allocate more than its header promises, nor more than this.
+MAX_IDX_BYTES = 8 << 30
+
+
+def _open(path: Path):
+    """The file's bytes as a stream: decompressed on the fly for ``.gz``."""
     try:
-        raw = path.read_bytes()
+        fh = path.open("rb")
     except FileNotFoundError:
         raise DataError(f"IDX file not found: {path}") from None
-    if path.suffix == ".gz":
-        if raw[:2] != b"\x1f\x8b":
-            raise DataError(
-                f"{path} is named .gz but is not a gzip file (first bytes {raw[:2]!r}); "
-                "re-download it or replace it with the original file."
-            )
-        try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise DataError(
-                f"{path} is a damaged or truncated gzip file ({exc}); "
-                "delete it and re-download it or copy it again."
-            ) from None
-    return raw
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (optionally ``.gz``) into a native-endian array, validating the header."""
-    path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise DataError(f"{path} is truncated: {len(data)} bytes, not even an IDX header.")
-    zero, code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
-    if zero != 0 or code not in _IDX_DTYPES or ndim == 0:
+    if path.suffix != ".gz":
+        return fh
+    start = fh.read(2)
+    fh.seek(0)
+    if start != b"\x1f\x8b":
+        fh.close()
         raise DataError(
-            f"{path} is not an IDX file: bad magic number 0x{data[:4].hex()} "
-            "(expected 0x0000<type><ndim>, e.g. 0x00000803 for images, 0x00000801 for labels)."
+            f"{path} is named .gz but is not a gzip file (first bytes {start!r}); "
+            "re-download it or replace it with the original file."
         )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path} is truncated inside its header ({len(data)} bytes).")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    body = len(data) - header
-    if body != expected:
-        what = "truncated" if body < expected else "longer than its header says"
+    return gzip.GzipFile(fileobj=fh, mode="rb")
+
+
+def _read_exactly(stream, n: int, path: Path) -> bytes:
+    try:
+        return stream.read(n)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataError(
+            f"{path} is a damaged or truncated gzip file ({exc}); "
+            "delete it and re-download it or copy it again."
+        ) from None
+
+
+def read_idx(path: str | Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read one IDX file (optionally ``.gz``) into a native-endian array, validating the header
+    before the data: at most what the header promises (and ``max_bytes``) is ever read or held."""
+    path = Path(path)
+    with _open(path) as stream:
+        magic = _read_exactly(stream, 4, path)
+        if len(magic) < 4:
+            raise DataError(f"{path} is truncated: {len(magic)} bytes, not even an IDX header.")
+        zero, code, ndim = int.from_bytes(magic[:2], "big"), magic[2], magic[3]
+        if zero != 0 or code not in _IDX_DTYPES or ndim == 0:
+            raise DataError(
+                f"{path} is not an IDX file: bad magic number 0x{magic.hex()} "
+                "(expected 0x0000<type><ndim>, e.g. 0x00000803 for images, 0x00000801 for labels)."
+            )
+        dims = _read_exactly(stream, 4 * ndim, path)
+        if len(dims) < 4 * ndim:
+            raise DataError(f"{path} is truncated inside its header ({4 + len(dims)} bytes).")
+        shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+        dtype = _IDX_DTYPES[code]
+        expected = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+        if expected > max_bytes:
+            raise DataError(
+                f"{path}: its header declares shape {shape}, {expected:,} bytes of data, more than "
+                f"the {max_bytes:,} an IDX file may hold here; it is not a dataset file."
+            )
+        data = _read_exactly(stream, expected, path)
+        extra = _read_exactly(stream, 1, path)
+    if len(data) != expected or extra:
+        what = "truncated" if len(data) < expected else "longer than its header says"
+        held = f"{len(data)} bytes" if len(data) < expected else "more"
         raise DataError(
             f"{path} is {what}: header declares shape {shape} ({expected} bytes of data), "
-            f"file holds {body} bytes. Re-download or copy the file again."
+            f"file holds {held}. Re-download or copy the file again."
         )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:

@@ -55,6 +55,11 @@ class UserDataset(BaseModel):
         default=None, ge=2, description="Clusters to fit (default: number of label classes, else 10).")
     rows: int | None = Field(
         default=None, ge=1, description="Expected number of rows (train + test): catches a truncated file.")
+    max_bytes: int = Field(
+        default=8 << 30, ge=1,
+        description="The most the file may hold, on disk and as its arrays (a parquet file's rows x "
+                    "columns x 8 bytes, an .npz member's declared size): larger is refused before it "
+                    "is read.")
     profile: Literal["full", "quick", "small"] | None = Field(
         default=None, description="Run-config profile of this dataset's scheduled runs (default: full).")
 

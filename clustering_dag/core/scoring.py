@@ -20,8 +20,6 @@ marked, so a batch with many more (``DRIFT_ALARM_SHARE``) comes from elsewhere.
 
 from __future__ import annotations
 
-import math
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,35 +144,16 @@ def _read_arrays(path: Path, layout: BatchLayout, max_bytes: int):
 
 
 def _read_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
-    """The arrays ``x`` (and optional ``y``) of a ``.npz``, each member's size checked from its
-    header before it is read; pickled members are never loaded."""
-    if not zipfile.is_zipfile(path):
-        raise DataError(f"batch file {path}: not a readable .npz file (not a zip archive of .npy arrays).")
-    arrays = {}
+    """The arrays ``x`` (and optional ``y``) of a ``.npz``, sized from their headers first."""
+    from clustering_dag.core.user_data import read_npz_members
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = {n.removesuffix(".npy"): n for n in archive.namelist()}
-            if "x" not in names or not set(names) <= {"x", "y"}:
-                raise DataError(f"batch file {path} holds arrays {sorted(names)}; expected 'x' "
-                                "(+ optional 'y', labels kept for scoring only).")
-            for key, member in names.items():
-                with archive.open(member) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                              else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = header(fh)
-                    if dtype.hasobject:
-                        raise DataError(f"batch file {path}: array {key!r} holds objects, which only "
-                                        "pickle can read, and pickle is never loaded.")
-                    if math.prod(shape) * dtype.itemsize > max_bytes:
-                        raise DataError(f"batch file {path}: array {key!r} is {shape} of {dtype}, more "
-                                        f"than the {max_bytes:,} bytes a batch may have.")
-                with archive.open(member) as fh:
-                    arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"batch file {path}: not a readable .npz file ({exc}).") from None
+        arrays = read_npz_members(path, max_bytes)
+    except DataError as exc:
+        raise DataError(f"batch file {exc}") from None
+    if "x" not in arrays or not set(arrays) <= {"x", "y"}:
+        raise DataError(f"batch file {path} holds arrays {sorted(arrays)}; expected 'x' "
+                        "(+ optional 'y', labels kept for scoring only).")
     return arrays
 
 

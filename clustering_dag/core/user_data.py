@@ -8,6 +8,7 @@ or row, before anything is written.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
@@ -24,7 +25,19 @@ from clustering_dag.core.registry import DEFAULT_CLUSTERS, UserDataset
 # Reading
 
 
-def _read_frame(file: Path, fmt: str) -> pd.DataFrame:
+def _read_frame(file: Path, fmt: str, max_bytes: int = 8 << 30) -> pd.DataFrame:
+    size = file.stat().st_size
+    if size > max_bytes:
+        raise DataError(f"{file}: {size:,} bytes, more than the {max_bytes:,} allowed (`max_bytes:` in "
+                        "the registry entry); split the file or raise the limit.")
+    if fmt == "parquet":
+        try:
+            meta = pq.ParquetFile(file).metadata
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{file}: not a readable parquet file ({exc}).") from None
+        if meta.num_rows * meta.num_columns * 8 > max_bytes:
+            raise DataError(f"{file}: {meta.num_rows:,} rows x {meta.num_columns} columns would take more "
+                            f"than the {max_bytes:,} bytes allowed (`max_bytes:` in the registry entry).")
     if fmt == "csv":
         try:
             # index_col=False: a row with one field too many is an error, not a silent index.
@@ -89,7 +102,7 @@ def _labels(values, file: Path, fmt: str, what: str) -> tuple[np.ndarray, list[s
 
 
 def _read_table(file: Path, fmt: str, spec: UserDataset):
-    frame = _read_frame(file, fmt)
+    frame = _read_frame(file, fmt, spec.max_bytes)
     named = {"label_column": spec.label_column, "split_column": spec.split_column}
     for option, column in [*named.items(), *(("features", c) for c in spec.features or [])]:
         if column is not None and column not in frame.columns:
@@ -114,20 +127,41 @@ def _read_table(file: Path, fmt: str, spec: UserDataset):
     return x, y, split, [str(c) for c in columns]
 
 
-def _read_npz(file: Path):
-    """``x`` [+ ``y``] (split here), or ``train_x``, ``test_x`` [+ ``train_y``, ``test_y``]."""
+def read_npz_members(file: Path, max_bytes: int) -> dict[str, np.ndarray]:
+    """Every array of a ``.npz``, each member's dtype and size read from its ``.npy`` header
+    before the member is: object arrays (only pickle could read them) and members larger than
+    ``max_bytes`` are refused without allocating anything."""
     if not zipfile.is_zipfile(file):  # np.load would take it for a pickle
         raise DataError(f"{file}: not a readable .npz file (not a zip archive of .npy arrays).")
+    arrays = {}
     try:
-        with np.load(file, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise DataError(f"{file}: holds object arrays, which only pickle can read, and pickle is "
-                            "never loaded. Save numeric arrays (np.savez(path, x=floats, y=ints)).") from None
+        with zipfile.ZipFile(file) as archive:
+            for member in archive.namelist():
+                key = member.removesuffix(".npy")
+                with archive.open(member) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = header(fh)
+                    if dtype.hasobject:
+                        raise DataError(f"{file}: holds object arrays, which only pickle can read, and "
+                                        "pickle is never loaded. Save numeric arrays "
+                                        "(np.savez(path, x=floats, y=ints)).")
+                    if math.prod(shape) * dtype.itemsize > max_bytes:
+                        raise DataError(f"{file}: array {key!r} is {shape} of {dtype}, more than the "
+                                        f"{max_bytes:,} bytes allowed.")
+                with archive.open(member) as fh:
+                    arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise DataError(f"{file}: not a readable .npz file ({exc}).") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise DataError(f"{file}: not a readable .npz file ({exc}).") from None
+    return arrays
+
+
+def _read_npz(file: Path, max_bytes: int = 8 << 30):
+    """``x`` [+ ``y``] (split here), or ``train_x``, ``test_x`` [+ ``train_y``, ``test_y``]."""
+    arrays = read_npz_members(file, max_bytes)
     keys = set(arrays)
     layouts = [({"x"}, {"y"}), ({"train_x", "test_x"}, {"train_y", "test_y"})]
     for required, optional in layouts:
@@ -196,9 +230,9 @@ def load_user_dataset(name: str, spec: UserDataset) -> Splits:
         if spec.label_column or spec.split_column or spec.features:
             raise DataError(f"dataset {name!r}: label_column, split_column and features apply to "
                             f"tables; {file} is .npz (arrays 'x'/'y' or 'train_x'/'test_x').")
-        x, y, split, image_shape, integer_images = _read_npz(file)
+        x, y, split, image_shape, integer_images = _read_npz(file, spec.max_bytes)
     else:
-        x, y, split, feature_names = _read_table(file, fmt, spec)
+        x, y, split, feature_names = _read_table(file, fmt, spec)  # within spec.max_bytes
     image_shape = list(spec.image_shape) if spec.image_shape else image_shape
     classes = None
     if y is not None:
