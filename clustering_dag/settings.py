@@ -48,3 +48,10 @@ def inbox_root() -> Path:
     ``$CLUSTERING_DAG_INBOX``, else the project's ``data/inbox/``."""
     configured = os.environ.get("CLUSTERING_DAG_INBOX")
     return Path(_absolute(configured)) if configured else PROJECT_ROOT / "data" / "inbox"
+
+
+def data_roots() -> list[Path] | None:
+    """The folders registered datasets may be read from: ``$CLUSTERING_DAG_DATA_ROOTS``
+    (separated by ``:``); None = the registry file's own folder."""
+    configured = os.environ.get("CLUSTERING_DAG_DATA_ROOTS")
+    return [Path(_absolute(p)) for p in configured.split(os.pathsep) if p] if configured else None

@@ -225,9 +225,20 @@ def test_missing_file_unknown_format_and_unscaled_values(tmp_path, wine):
 def test_registry_resolves_paths_next_to_itself(tmp_path):
     (tmp_path / "reg.yaml").write_text(
         "datasets:\n  wine:\n    path: tables/wine.csv\n    label_column: target\n  other: /abs/x.npz\n")
-    reg = load_registry(tmp_path / "reg.yaml", reserved={"mnist"})
+    reg = load_registry(tmp_path / "reg.yaml", reserved={"mnist"}, roots=[tmp_path, Path("/abs")])
     assert reg["wine"].path == str(tmp_path / "tables" / "wine.csv")
     assert reg["wine"].label_column == "target" and reg["other"].path == "/abs/x.npz"
+
+
+@pytest.mark.parametrize("where", ["/etc/passwd", "../outside.csv", "inside/../../outside.csv"])
+def test_registry_paths_stay_in_the_allowed_folders(tmp_path, where):
+    folder = tmp_path / "registry"
+    folder.mkdir()
+    (folder / "reg.yaml").write_text(f"datasets:\n  mine:\n    path: {where}\n")
+    with pytest.raises(DataError, match=r"entry 'mine': .* lies outside the folders datasets may be read "
+                                        r"from .*CLUSTERING_DAG_DATA_ROOTS"):
+        load_registry(folder / "reg.yaml")
+    assert load_registry(folder / "reg.yaml", roots=[Path("/")])["mine"].path  # named roots allow it
 
 
 @pytest.mark.parametrize("text, message", [
@@ -292,6 +303,14 @@ def test_source_fingerprint_follows_the_file_and_its_entry(tmp_path, wine, monke
     monkeypatch.setitem(resources.USER_DATASETS, "wine", UserDataset(path=str(path)))
     changed_entry = resources.DatasetSource.fingerprint("wine", path)
     assert len({str(before), str(changed_file), str(changed_entry)}) == 3
+    # Another file of the same size and modification time in its place (`cp -p`) is noticed too.
+    stat, text = path.stat(), bytearray(path.read_bytes())
+    digit = text.index(b"\n") + 1  # the first value of the first row
+    text[digit] = ord("9") if text[digit] != ord("9") else ord("8")
+    path.write_bytes(bytes(text))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert resources.DatasetSource.fingerprint("wine", path) != changed_entry
 
 
 # --- the whole graph on a user's data --------------------------------------------------------------
@@ -361,3 +380,14 @@ def test_what_a_file_may_hold_is_bounded_before_it_is_read(tmp_path):
     with pytest.raises(DataError, match=r"zeros\.csv: [\d,]+ bytes, more than the 100,000 allowed"):
         load(tmp_path / "zeros.csv", max_bytes=100_000)
     assert load(tmp_path / "zeros.parquet", n_clusters=2).train_x.shape[1] == 2  # the default allows it
+
+
+def test_an_error_names_a_bad_cell_without_copying_it_whole(tmp_path, wine):
+    secret = "x" * 5000
+    frame = wine.astype({"alcohol": object})
+    frame.loc[3, "alcohol"] = secret
+    path = write_csv(frame, tmp_path / "long.csv")
+    with pytest.raises(DataError, match=r"column 'alcohol' is not numeric \(row 4 \(line 5\) holds "
+                                        r"'xxx") as err:
+        load(path, label_column="target")
+    assert secret not in str(err.value) and len(str(err.value)) < 500

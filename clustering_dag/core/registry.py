@@ -73,13 +73,22 @@ class UserDataset(BaseModel):
         return fmt
 
 
-def load_registry(path: str | Path, reserved: set[str] = frozenset()) -> dict[str, UserDataset]:
-    """Read a registry file; each entry's ``path`` becomes absolute. ``reserved`` names (the
-    built-in datasets) may not be reused."""
+MAX_REGISTRY_BYTES = 1 << 20
+
+
+def load_registry(path: str | Path, reserved: set[str] = frozenset(),
+                  roots: list[Path] | None = None) -> dict[str, UserDataset]:
+    """Read a registry file; each entry's ``path`` becomes absolute and must lie under one of
+    ``roots`` (the folders datasets may be read from; default: the registry's own folder).
+    ``reserved`` names (the built-in datasets) may not be reused."""
     path = Path(path).expanduser()
     fix = "Fix the file, or unset CLUSTERING_DAG_DATASETS."
     if not path.is_file():
         raise DataError(f"dataset registry {path} does not exist. {fix}")
+    if path.stat().st_size > MAX_REGISTRY_BYTES:
+        raise DataError(f"dataset registry {path} is larger than {MAX_REGISTRY_BYTES:,} bytes; it lists "
+                        f"datasets, not data. {fix}")
+    allowed = [Path(r).expanduser().resolve() for r in roots] if roots else [path.parent.resolve()]
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -105,5 +114,9 @@ def load_registry(path: str | Path, reserved: set[str] = frozenset()) -> dict[st
                                  for e in exc.errors())
             raise DataError(f"{where}: {problems}. {fix}") from None
         full = (path.parent / Path(spec.path).expanduser()).resolve()
+        if not any(full.is_relative_to(root) for root in allowed):
+            raise DataError(f"{where}: {full} lies outside the folders datasets may be read from "
+                            f"({', '.join(map(str, allowed))}); move the file there, or name its folder "
+                            "in CLUSTERING_DAG_DATA_ROOTS (folders separated by ':').")
         out[name] = spec.model_copy(update={"path": str(full)})
     return out

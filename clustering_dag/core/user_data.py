@@ -56,6 +56,13 @@ def _read_frame(file: Path, fmt: str, max_bytes: int = 8 << 30) -> pd.DataFrame:
         raise DataError(f"{file}: not a readable parquet file ({exc}).") from None
 
 
+def _shown(value, limit: int = 40) -> str:
+    """A cell's value as an error message quotes it: its repr, cut to ``limit`` characters (a
+    message lands in logs and the UI; it names the cell, it does not copy the data)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _row_ref(file: Path, fmt: str, row: int) -> str:
     """A 1-based data row, plus the file line for CSV (line 1 is the header)."""
     return f"row {row + 1} (line {row + 2})" if fmt == "csv" else f"row {row + 1}"
@@ -70,7 +77,7 @@ def _numeric_matrix(frame: pd.DataFrame, columns: list[str], file: Path, fmt: st
             if len(bad):
                 raise DataError(
                     f"{file}: column {col!r} is not numeric ({_row_ref(file, fmt, int(bad[0]))} holds "
-                    f"{series.iloc[bad[0]]!r}). List the numeric columns under `features:`, or name "
+                    f"{_shown(series.iloc[bad[0]])}). List the numeric columns under `features:`, or name "
                     "this column as `label_column:`.")
             frame = frame.assign(**{col: coerced})
     return _finite(frame[columns].to_numpy(dtype=np.float64), file, fmt, columns)
@@ -120,8 +127,9 @@ def _read_table(file: Path, fmt: str, spec: UserDataset):
         split = frame[spec.split_column].astype("string").str.strip().str.lower()
         bad = np.flatnonzero(~split.isin(SPLITS).fillna(False).to_numpy())
         if len(bad):
+            held = _shown(frame[spec.split_column].iloc[bad[0]])
             raise DataError(
-                f"{file}: split column {spec.split_column!r} holds {frame[spec.split_column].iloc[bad[0]]!r} "
+                f"{file}: split column {spec.split_column!r} holds {held} "
                 f"at {_row_ref(file, fmt, int(bad[0]))}; its values must be 'train' or 'test'.")
         split = split.to_numpy(dtype=object)
     return x, y, split, [str(c) for c in columns]

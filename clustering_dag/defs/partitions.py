@@ -9,12 +9,12 @@ from dagster import StaticPartitionsDefinition
 
 from clustering_dag.core.datasets import DATASETS
 from clustering_dag.core.registry import UserDataset, load_registry
-from clustering_dag.settings import registry_path
+from clustering_dag.settings import data_roots, registry_path
 
 
 def _user_datasets() -> dict[str, UserDataset]:
     path = registry_path()
-    return load_registry(path, reserved=set(DATASETS)) if path else {}
+    return load_registry(path, reserved=set(DATASETS), roots=data_roots()) if path else {}
 
 
 USER_DATASETS = _user_datasets()

@@ -1,6 +1,7 @@
 """Resources: where datasets come from, and which device trains the model."""
 
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,22 @@ from clustering_dag.core.datasets import DATASETS, resolve_source
 from clustering_dag.core.errors import DataError
 from clustering_dag.defs.partitions import USER_DATASETS
 from clustering_dag.settings import PROJECT_ROOT
+
+_HASHES: dict[tuple, str] = {}
+
+
+def content_hash(path: Path) -> str:
+    """The SHA-256 of a file, paid once per process while its inode, size, modification and
+    status-change times stay the same (the status-change time cannot be set back by a copy)."""
+    st = path.stat()
+    stamp = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if stamp not in _HASHES:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        _HASHES[stamp] = digest.hexdigest()
+    return _HASHES[stamp]
 
 
 class DatasetSource(ConfigurableResource):
@@ -63,10 +80,11 @@ class DatasetSource(ConfigurableResource):
 
     @staticmethod
     def fingerprint(dataset: str, where: Path) -> list:
-        """What identifies the source cheaply: file names, sizes and modification times, and
+        """What identifies the source: each file's name and content (SHA-256, so a file replaced
+        by another of the same size and modification time, `cp -p`, `rsync -t`, is noticed), and
         for a user's dataset its registry entry (how the file is read)."""
         files = sorted(where.glob("*.gz")) if where.is_dir() else [where] if where.is_file() else []
-        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        stats = [(p.name, content_hash(p)) for p in files]
         spec = USER_DATASETS.get(dataset)
         return [stats, spec.model_dump()] if spec else stats
 
