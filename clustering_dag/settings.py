@@ -55,3 +55,9 @@ def data_roots() -> list[Path] | None:
     (separated by ``:``); None = the registry file's own folder."""
     configured = os.environ.get("CLUSTERING_DAG_DATA_ROOTS")
     return [Path(_absolute(p)) for p in configured.split(os.pathsep) if p] if configured else None
+
+
+def cache_secret() -> str | None:
+    """``$CLUSTERING_DAG_CACHE_SECRET``: when set, every stored file's content digest is an HMAC
+    under it, so a cache shared between machines accepts only files its own writers made."""
+    return os.environ.get("CLUSTERING_DAG_CACHE_SECRET") or None

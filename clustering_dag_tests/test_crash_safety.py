@@ -23,11 +23,11 @@ x = np.random.default_rng(0).random((rows, 784), dtype=np.float32)
 table = splits_to_table(Splits(x, None, x[:10], None))
 if slow:  # write the table in many row groups, so a kill lands in the middle of the file
     import pyarrow.parquet as pq
-    def slow_write(table, path, compression):
-        with pq.ParquetWriter(path, table.schema) as w:
-            for batch in table.to_batches(max_chunksize=500):
-                w.write_batch(batch); time.sleep(0.05)
-    pq.write_table = slow_write  # what write_parquet calls
+    write_table = pq.ParquetWriter.write_table
+    def slow_write(self, table, *args, **kwargs):
+        for batch in table.to_batches(max_chunksize=500):
+            write_table(self, pa.Table.from_batches([batch])); time.sleep(0.05)
+    pq.ParquetWriter.write_table = slow_write  # what write_parquet calls
 print("writing", flush=True)
 write_parquet(UPath(sys.argv[1]), table, key)
 print("done", flush=True)

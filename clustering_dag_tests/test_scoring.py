@@ -15,6 +15,7 @@ import pytest
 from dagster import (
     AssetKey,
     DagsterInstance,
+    Definitions,
     MultiPartitionKey,
     build_sensor_context,
     instance_for_test,
@@ -252,14 +253,17 @@ def test_retraining_a_model_makes_its_scored_batches_unsynced(scored):
     from dagster._core.loader import LoadingContextForTest
 
     from clustering_dag import batches
-    from clustering_dag.definitions import all_assets, resources
+    from clustering_dag.definitions import all_assets, defs, resources
     from clustering_dag.profiles import quick
 
     _, _, instance, _ = scored
     partition = MultiPartitionKey({"dataset": "mnist", "file": "test_split.npz"})
 
+    # The asset graph the UI sees: both code locations, the models materializable in the main one.
+    workspace = Definitions(assets=[*defs.assets, *batches.scored_batch], resources=resources)
+
     def status(variant: str) -> StaleStatus:
-        resolver = CachingStaleStatusResolver(instance, batches.defs.resolve_asset_graph(),
+        resolver = CachingStaleStatusResolver(instance, workspace.resolve_asset_graph(),
                                               LoadingContextForTest(instance))
         return resolver.get_status(AssetKey([variant, "scored_batch"]), partition)
 

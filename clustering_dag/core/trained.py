@@ -29,6 +29,7 @@ class TrainedVAE:
         self._model, self._load_model = model, load_model
         self.config, self.history, self.seconds = config, history or [], seconds
         self.diagnostics = diagnostics or {}  # latent activity (core.vae.latent_activity)
+        self.key = ""  # the cache key of the file it was loaded from
 
     @property
     def model(self):
@@ -46,15 +47,33 @@ class TrainedVAE:
 
 
 KEY_ATTRIBUTE = "clustering_dag_cache_key"
+CONTENT_ATTRIBUTE = "clustering_dag_content"
 
 
-def save_trained(trained: TrainedVAE, path: str, key: str = "") -> None:
-    """Keras HDF5 weights, with the config and the training history as JSON attributes, and
-    ``key`` (what made this model, for the caller's cache)."""
+def weights_digest(fh, secret: str | None) -> str:
+    """The digest of every array of an open HDF5 file, in name order, and of its names."""
+    import h5py
+    import numpy as np
+
+    from clustering_dag.core.digests import content_digest
+
+    names: list[str] = []
+    fh.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    digest = content_digest(secret)
+    for name in sorted(names):
+        digest.update(name.encode() + b"\x00")
+        digest.update(np.ascontiguousarray(fh[name][()]).tobytes())
+    return digest.hexdigest()
+
+
+def save_trained(trained: TrainedVAE, path: str, key: str = "", secret: str | None = None) -> None:
+    """Keras HDF5 weights, with the config and the training history as JSON attributes, ``key``
+    (what made this model, for the caller's cache) and the weights' digest."""
     import h5py
 
     trained.model.save_weights(path, save_format="h5")
     with h5py.File(path, "a") as fh:
+        fh.attrs[CONTENT_ATTRIBUTE] = weights_digest(fh, secret)
         fh.attrs["clustering_dag_model"] = next(
             kind for kind, cls in CONFIGS.items() if isinstance(trained.config, cls))
         fh.attrs["clustering_dag_config"] = trained.config.to_json()
@@ -64,12 +83,16 @@ def save_trained(trained: TrainedVAE, path: str, key: str = "") -> None:
         fh.attrs[KEY_ATTRIBUTE] = key
 
 
-def load_trained(path: str, lazy: bool = True) -> TrainedVAE:
-    """A stored model: config and history now (h5py only); the Keras model, and so
-    TensorFlow, on first use of ``.model`` (at once when not ``lazy``, e.g. for a temporary file)."""
+def load_trained(path: str, lazy: bool = True, secret: str | None = None) -> TrainedVAE:
+    """A stored model: config and history now (h5py only), its weights checked against their
+    digest; the Keras model, and so TensorFlow, on first use of ``.model`` (at once when not
+    ``lazy``, e.g. for a temporary file)."""
     import h5py
 
     with h5py.File(path, "r") as fh:
+        if str(fh.attrs.get(CONTENT_ATTRIBUTE, "")) != weights_digest(fh, secret):
+            raise DataError(f"trained model {path}: its weights do not match their digest (damaged, "
+                            "written elsewhere, or without this cache's secret); re-materialize it.")
         kind = str(fh.attrs.get("clustering_dag_model", "vae"))
         if kind not in CONFIGS:
             raise ValueError(f"unknown kind of model {kind!r}")
@@ -87,8 +110,10 @@ def load_trained(path: str, lazy: bool = True) -> TrainedVAE:
                 raise DataError(f"trained model {path} was replaced since it was opened; run again.")
         return build_with_weights(config, path)
 
-    return TrainedVAE(None if lazy else build(), config, history, seconds, load_model=build,
-                      diagnostics=diagnostics)
+    trained = TrainedVAE(None if lazy else build(), config, history, seconds, load_model=build,
+                         diagnostics=diagnostics)
+    trained.key = key
+    return trained
 
 
 def collapse_diagnosis(trained: TrainedVAE) -> str | None:

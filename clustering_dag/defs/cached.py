@@ -141,7 +141,7 @@ def _stored(context: AssetExecutionContext, storage: AssetStorage, key: str | No
     if key is None or not storage.holds(context.asset_key, partition, kind, key, figures):
         return None
     try:
-        value = storage.load(context.asset_key, partition, kind, figures)
+        value = storage.load(context.asset_key, partition, kind, figures, expect_key=key)
     except DataError as exc:
         context.log.warning(f"the cached value could not be read ({exc}); recomputing")
         return None

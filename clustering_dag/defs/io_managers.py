@@ -29,6 +29,7 @@ from clustering_dag.defs.storage import (
     write_bytes,
     write_parquet,
 )
+from clustering_dag.settings import cache_secret
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -134,7 +135,7 @@ class KerasWeightsIOManager(_StoredIOManager):
     def write(self, obj, path: "UPath", key: str | None) -> None:
         from clustering_dag.core.trained import save_trained
 
-        atomic_write(path, lambda tmp: save_trained(obj, tmp, key or ""))
+        atomic_write(path, lambda tmp: save_trained(obj, tmp, key or "", secret=cache_secret()))
 
 
 class FigureIOManager(IOManager):

@@ -11,6 +11,7 @@ pyarrow and h5py are imported where a file is read or written, not with the code
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -26,7 +27,7 @@ from pydantic import Field
 
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.trained import KEY_ATTRIBUTE
-from clustering_dag.settings import cache_root
+from clustering_dag.settings import cache_root, cache_secret
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -42,8 +43,9 @@ def is_local(path: UPath) -> bool:
 def atomic_write(path: UPath, write: Callable[[str], None]) -> None:
     """Call ``write(local_file)`` and move the result to ``path`` in one step.
 
-    Locally: a hidden temp file in the same folder, then ``os.replace`` (atomic on POSIX). On an
-    object store: a local temp file uploaded with one PUT, which is atomic there.
+    Locally: a hidden temp file in the same folder, flushed to disk (``fsync``), then
+    ``os.replace`` (atomic on POSIX) and the folder flushed. On an object store: a local temp file
+    uploaded whole in one request (``pipe_file``), which the store commits only once complete.
     """
     from upath import UPath
 
@@ -53,7 +55,9 @@ def atomic_write(path: UPath, write: Callable[[str], None]) -> None:
         tmp = os.path.join(target.parent.path, f".tmp-{uuid.uuid4().hex}-{target.name}")
         try:
             write(tmp)
+            _fsync(tmp)  # the data on disk before the name points at it
             os.replace(tmp, target.path)
+            _fsync(target.parent.path)  # and the new name itself
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -62,8 +66,18 @@ def atomic_write(path: UPath, write: Callable[[str], None]) -> None:
         with tempfile.TemporaryDirectory() as folder:
             tmp = os.path.join(folder, path.name)
             write(tmp)
-            with open(tmp, "rb") as src, path.open("wb") as dst:
-                dst.write(src.read())
+            # The finished file in one request (`pipe_file`: a single PUT on S3-like stores), never a
+            # streamed write that an interruption would leave as a partial object.
+            with open(tmp, "rb") as fh:
+                path.fs.pipe_file(path.path, fh.read())
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path: UPath, data: bytes) -> None:
@@ -108,23 +122,108 @@ def local_copy(path: UPath, folder: str) -> str:
 
 # --- parquet ----------------------------------------------------------------------------------
 
+CONTENT_FIELD = "clustering_dag_content"
+
+
+def content_digest():
+    """The digest binding a stored file to its content: SHA-256, or, when
+    ``$CLUSTERING_DAG_CACHE_SECRET`` is set, HMAC-SHA256 under that secret (a shared cache: a file
+    written without it is refused)."""
+    from clustering_dag.core.digests import content_digest as digest
+
+    return digest(cache_secret())
+
+
+class _Hashing(io.RawIOBase):
+    """A writable file that hashes what passes through it."""
+
+    def __init__(self, raw, digest):
+        self.raw, self.digest = raw, digest
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.raw.write(data)
+
+
 def write_parquet(path: UPath, table, key: str | None) -> None:
-    """Write an Arrow table, with ``key`` in its schema metadata."""
+    """Write an Arrow table, with ``key`` in its schema metadata and, in the file's footer, the
+    digest of every byte before the footer (the data pages and their headers)."""
     import pyarrow.parquet as pq
 
     if key:
         meta = {**(table.schema.metadata or {}), KEY_FIELD.encode(): key.encode()}
         table = table.replace_schema_metadata(meta)
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+    def write(tmp: str) -> None:
+        digest = content_digest()
+        with open(tmp, "wb") as raw:
+            with pq.ParquetWriter(_Hashing(raw, digest), table.schema, compression="zstd") as writer:
+                writer.write_table(table)
+                writer.add_key_value_metadata({CONTENT_FIELD: digest.hexdigest()})
+
+    atomic_write(path, write)
 
 
-def _read(path: UPath, schema_only: bool = False):
+def _footer(fh) -> tuple[int, dict]:
+    """(where a parquet file's footer starts, its key-value metadata)."""
+    import pyarrow.parquet as pq
+
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(size - 8)
+    tail = fh.read(8)
+    if len(tail) < 8 or tail[4:] != b"PAR1":
+        raise ValueError("not a parquet file (no footer)")
+    fh.seek(0)
+    return size - 8 - int.from_bytes(tail[:4], "little"), pq.read_metadata(fh).metadata or {}
+
+
+def _read_table(path: UPath, expect_key: str | None = None):
+    """The table of a stored parquet file, read in one open: its key (when ``expect_key`` is given)
+    and its content digest checked against the bytes read."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         with path.open("rb") as fh:
-            return pq.read_schema(fh) if schema_only else pq.read_table(fh)
+            start, meta = _footer(fh)
+            key = meta.get(KEY_FIELD.encode(), b"").decode()
+            if expect_key is not None and key != expect_key:
+                raise DataError(f"cached asset file {path} was replaced since it was opened (it holds "
+                                f"the value of key {key}, not {expect_key}); run again.")
+            fh.seek(0)
+            digest, left = content_digest(), start
+            while left > 0:
+                chunk = fh.read(min(left, 1 << 22))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                left -= len(chunk)
+            if meta.get(CONTENT_FIELD.encode(), b"").decode() != digest.hexdigest():
+                raise DataError(f"cached asset file {path}: its content does not match its digest (a "
+                                "damaged page, a file written elsewhere, or without this cache's "
+                                "secret); re-materialize that asset to rewrite it.")
+            fh.seek(0)
+            return pq.read_table(fh)
+    except FileNotFoundError:
+        raise DataError(f"cached asset file {path} is missing; "
+                        "materialize the upstream asset first.") from None
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"cached asset file {path} is unreadable ({exc}); it is damaged. "
+                        "Re-materialize that asset to rewrite it.") from None
+
+
+def _read_schema(path: UPath):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with path.open("rb") as fh:
+            return pq.read_schema(fh)
     except FileNotFoundError:
         raise DataError(f"cached asset file {path} is missing; "
                         "materialize the upstream asset first.") from None
@@ -133,21 +232,26 @@ def _read(path: UPath, schema_only: bool = False):
                         "Re-materialize that asset to rewrite it.") from None
 
 
-def read_parquet(path: UPath, lazy: bool = True):
-    """A stored :class:`Splits` or DataFrame; a clear error if unreadable.
+def read_parquet(path: UPath, lazy: bool = True, expect_key: str | None = None):
+    """A stored :class:`Splits` or DataFrame; a clear error if unreadable, damaged, or (with
+    ``expect_key``) holding another key's value.
 
     Array tables come back as :class:`LazySplits`: the footer is read (and checked) now, the arrays
-    on first use. Tables (DataFrames) are small and read at once.
+    on first use, which checks that the file still holds the key it held when opened. Tables
+    (DataFrames) are small and read at once.
     """
     from clustering_dag.core.arrays import LazySplits, Splits, table_to_splits
 
-    meta = _read(path, schema_only=True).metadata or {}
+    meta = _read_schema(path).metadata or {}
+    key = meta.get(KEY_FIELD.encode(), b"").decode()
+    if expect_key is not None and key != expect_key:
+        raise DataError(f"cached asset file {path} holds the value of key {key}, not {expect_key}.")
     if b"clustering_dag" in meta:
         def load() -> Splits:
-            return table_to_splits(_read(path), where=str(path))
+            return table_to_splits(_read_table(path, expect_key=key), where=str(path))
 
         return LazySplits(load, json.loads(meta[b"clustering_dag"])) if lazy else load()
-    return _read(path).to_pandas()
+    return _read_table(path, expect_key=key).to_pandas()
 
 
 # --- PNG text chunks --------------------------------------------------------------------------
@@ -158,6 +262,22 @@ def png_with_key(png: bytes, key: str) -> bytes:
     chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
     ihdr_end = 8 + 8 + 13 + 4
     return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+
+def png_intact(png: bytes) -> bool:
+    """Whether every chunk of a PNG is whole and its CRC matches, up to ``IEND``."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        return False
+    pos = 8
+    while pos + 12 <= len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        end = pos + 8 + length
+        if end + 4 > len(png) or struct.unpack(">I", png[end:end + 4])[0] != zlib.crc32(png[pos + 4:end]):
+            return False
+        if kind == b"IEND":
+            return True
+        pos = end + 4
+    return False
 
 
 def png_key(png: bytes) -> str | None:
@@ -236,27 +356,39 @@ class AssetStorage(ConfigurableResource):
             self.path(asset_key, partition, kind)]
         return all(file_key(p, kind) == key for p in paths)
 
-    def load(self, asset_key: AssetKey, partition: str, kind: str, figures: tuple[str, ...] = ()):
+    def load(self, asset_key: AssetKey, partition: str, kind: str, figures: tuple[str, ...] = (),
+             expect_key: str | None = None):
         """The stored value: lazily where that is cheaper (a model's weights, an array's columns);
-        a figure asset's PNGs as ``{figure: bytes}``."""
+        a figure asset's PNGs as ``{figure: bytes}``. With ``expect_key``, it must be that key's
+        value, in the same open that reads it (a file replaced meanwhile is an error)."""
         if kind == "png":
-            return {f: self.path(asset_key, partition, kind, f).read_bytes() for f in figures}
-        return self.read(self.path(asset_key, partition, kind), kind)
+            return {f: self._read_png(self.path(asset_key, partition, kind, f), expect_key) for f in figures}
+        return self.read(self.path(asset_key, partition, kind), kind, expect_key)
 
-    def read(self, path: UPath, kind: str):
+    def read(self, path: UPath, kind: str, expect_key: str | None = None):
         if kind == "parquet":
-            return read_parquet(path)
+            return read_parquet(path, expect_key=expect_key)
         if is_local(path):  # the weights (and TensorFlow) load when the model is first used
-            return self._load_model(path.path, lazy=True)
+            return self._load_model(path.path, lazy=True, expect_key=expect_key)
         with tempfile.TemporaryDirectory() as folder:
-            return self._load_model(local_copy(path, folder), lazy=False)
+            return self._load_model(local_copy(path, folder), lazy=False, expect_key=expect_key)
 
     @staticmethod
-    def _load_model(local: str, lazy: bool):
+    def _read_png(path: UPath, expect_key: str | None) -> bytes:
+        png = path.read_bytes()
+        if not png_intact(png) or (expect_key is not None and png_key(png) != expect_key):
+            raise DataError(f"figure {path} is damaged or holds another value; it is made again.")
+        return png
+
+    @staticmethod
+    def _load_model(local: str, lazy: bool, expect_key: str | None = None):
         from clustering_dag.core.trained import load_trained
 
         try:
-            return load_trained(local, lazy=lazy)
+            trained = load_trained(local, lazy=lazy, secret=cache_secret())
         except (OSError, KeyError, ValueError) as exc:
-            raise DataError(f"trained model {local} is unreadable ({exc}); "
-                            "re-materialize trained_vae.") from None
+            raise DataError(f"trained model {local} is unreadable or damaged ({exc}); "
+                            "re-materialize it.") from None
+        if expect_key is not None and trained.key != expect_key:
+            raise DataError(f"trained model {local} holds the value of key {trained.key}, not {expect_key}.")
+        return trained
