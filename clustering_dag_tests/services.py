@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -46,9 +47,15 @@ def as_postgres(*cmd: str) -> None:
     subprocess.run([*user, *cmd], check=True, capture_output=True, timeout=120)
 
 
+ROLE = "clustering_dag"
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
-    """A PostgreSQL server of its own; yields its SQLAlchemy URL (database ``postgres``)."""
+    """A PostgreSQL server of its own, as a deployment should run it: TCP connections need a
+    password (SCRAM), the superuser is reachable only through the server's private socket folder,
+    and the pipeline connects as a role of its own (``clustering_dag``, allowed to create
+    databases) to a database it owns. Yields that role's SQLAlchemy URL, password included."""
     if PG_BIN is None or (os.geteuid() == 0 and not shutil.which("runuser")):
         pytest.skip("needs Debian's postgresql package (apt-get install postgresql)")
     # Not under pytest's tmp folder: the postgres user must be able to reach it.
@@ -60,12 +67,17 @@ def postgres_server() -> Iterator[str]:
         pg = pwd.getpwnam("postgres")
         for path in (folder, data, sockets):
             os.chown(path, pg.pw_uid, pg.pw_gid)
-    port = free_port()
-    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "--auth=trust", "-U", "postgres")
+    os.chmod(sockets, 0o700)
+    port, password = free_port(), secrets.token_urlsafe(24)
+    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "--auth-local=trust", "--auth-host=scram-sha-256",
+                "-U", "postgres")
     as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-w", "-l", str(folder / "log"),
                 "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start")
+    psql = [f"{PG_BIN}/psql", "-h", str(sockets), "-p", str(port), "-U", "postgres", "-v", "ON_ERROR_STOP=1"]
+    as_postgres(*psql, "-c", f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{password}'")
+    as_postgres(*psql, "-c", f"CREATE DATABASE {ROLE} OWNER {ROLE}")
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql+psycopg2://{ROLE}:{password}@127.0.0.1:{port}/{ROLE}"
     finally:
         as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "fast", "stop")
         shutil.rmtree(folder, ignore_errors=True)
@@ -73,22 +85,32 @@ def postgres_server() -> Iterator[str]:
 
 @contextmanager
 def redis_server() -> Iterator[str]:
-    """A Redis server of its own, nothing persisted; yields its URL (``redis://127.0.0.1:<port>``)."""
+    """A Redis server of its own, nothing persisted, that answers only clients with its password
+    (``requirepass``, given in a config file on stdin, not on the command line where `ps` shows it);
+    yields its URL with the password (``redis://:<password>@127.0.0.1:<port>``)."""
     if REDIS_SERVER is None:
         pytest.skip("needs Debian's redis-server package (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port, password = free_port(), secrets.token_urlsafe(24)
+    proc = subprocess.Popen([REDIS_SERVER, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True)
+    proc.stdin.write(f"port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\nrequirepass {password}\n")
+    proc.stdin.close()
     try:
         wait_for_port(port)
-        yield f"redis://127.0.0.1:{port}"
+        yield f"redis://:{password}@127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def postgres_dagster_home(folder: Path, postgres_url: str) -> Path:
-    """A DAGSTER_HOME whose runs, events and schedules live in PostgreSQL."""
+PG_URL_VARIABLE = "CLUSTERING_DAG_PG_URL"
+
+
+def postgres_dagster_home(folder: Path) -> Path:
+    """A DAGSTER_HOME whose runs, events and schedules live in PostgreSQL, as the README's
+    ``dagster.yaml`` says: the URL, password included, comes from ``$CLUSTERING_DAG_PG_URL`` in
+    each process's environment, never from the file."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: {postgres_url}\n")
+    (folder / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url:\n      env: {PG_URL_VARIABLE}\n")
     return folder

@@ -24,7 +24,7 @@ from clustering_dag.definitions import all_assets
 from clustering_dag.defs.executors import DEFAULT_QUEUE, VAE_QUEUE
 from clustering_dag.profiles import quick
 from clustering_dag.settings import PROJECT_ROOT
-from clustering_dag_tests.services import postgres_dagster_home, redis_server
+from clustering_dag_tests.services import PG_URL_VARIABLE, postgres_dagster_home, redis_server
 
 pytestmark = pytest.mark.slow
 
@@ -55,10 +55,8 @@ class CeleryCluster:
         """The Celery YAML the workers and the run share (as clustering_dag/deploy/celery.yaml,
         with this test's broker), and the run's own: the quick profile, the shared cache path,
         how long a lost worker is waited for."""
-        shipped = yaml.safe_load((PROJECT_ROOT / "clustering_dag/deploy/celery.yaml").read_text())
-        shipped["execution"]["config"].update(broker=f"{self.broker}/0", backend=f"{self.broker}/1")
-        celery_yaml = self.folder / "celery.yaml"
-        celery_yaml.write_text(yaml.safe_dump(shipped))
+        celery_yaml = self.folder / "celery.yaml"  # as shipped: the broker's URL is in self.env
+        celery_yaml.write_text((PROJECT_ROOT / "clustering_dag/deploy/celery.yaml").read_text())
         run = {**quick(),
                "resources": {"asset_storage": {"config": {"base_path": str(self.cache)}}},
                "execution": {"config": {"worker_lost_after": worker_lost_after}}}
@@ -104,7 +102,7 @@ class CeleryCluster:
 
 
 @pytest.fixture
-def cluster(tmp_path, data_dir, postgres_url):
+def cluster(tmp_path, data_dir, postgres_url, monkeypatch):
     """Redis and PostgreSQL on 127.0.0.1 (a database of this test's own), and the environment
     every process of the test gets. The workers start in the test."""
     import psycopg2
@@ -115,7 +113,8 @@ def cluster(tmp_path, data_dir, postgres_url):
     with conn.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{database}"')
     conn.close()
-    home = postgres_dagster_home(tmp_path / "home", postgres_url.rsplit("/", 1)[0] + f"/{database}")
+    monkeypatch.setenv(PG_URL_VARIABLE, postgres_url.rsplit("/", 1)[0] + f"/{database}")
+    home = postgres_dagster_home(tmp_path / "home")
     from dagster import DagsterInstance
 
     with DagsterInstance.from_config(str(home)) as instance:  # tables made once, before the workers
@@ -124,6 +123,7 @@ def cluster(tmp_path, data_dir, postgres_url):
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("CLUSTERING_DAG_CACHE_DIR", None)  # the run config names the cache every worker uses
     with redis_server() as broker:
+        env.update(CLUSTERING_DAG_BROKER_URL=f"{broker}/0", CLUSTERING_DAG_RESULT_BACKEND=f"{broker}/1")
         created = CeleryCluster(tmp_path, broker, env)
         try:
             yield created

@@ -6,14 +6,15 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from clustering_dag.definitions import resources
 from clustering_dag.defs.assets.datasets import noisy_test_set, raw_dataset
+from clustering_dag_tests.services import PG_URL_VARIABLE, postgres_dagster_home
 
 pytestmark = pytest.mark.slow
 
 
-def test_materialization_recorded_in_postgres(postgres_url, env_data_dir, cache_dir, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: {postgres_url}\n")
+def test_materialization_recorded_in_postgres(postgres_url, env_data_dir, cache_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(PG_URL_VARIABLE, postgres_url)
+    home = postgres_dagster_home(tmp_path / "dagster_home")
+    assert "postgresql" not in (home / "dagster.yaml").read_text()  # no credentials in the file
     with DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         result = materialize(
@@ -27,3 +28,15 @@ def test_materialization_recorded_in_postgres(postgres_url, env_data_dir, cache_
         assert instance.get_run_by_id(result.run_id).is_success
     with DagsterInstance.from_config(str(home)) as reopened:  # persisted in the server
         assert reopened.get_run_by_id(result.run_id) is not None
+
+
+def test_the_server_refuses_a_client_without_the_password(postgres_url):
+    import psycopg2
+
+    plain = postgres_url.replace("postgresql+psycopg2", "postgresql")
+    user, rest = plain.split("://", 1)[1].split("@", 1)
+    with psycopg2.connect(plain) as conn:  # the role, with its password
+        assert conn.info.user == "clustering_dag"
+    for anonymous in (f"postgresql://{user.split(':')[0]}@{rest}", f"postgresql://postgres@{rest}"):
+        with pytest.raises(psycopg2.OperationalError, match="password"):
+            psycopg2.connect(anonymous, connect_timeout=10)
