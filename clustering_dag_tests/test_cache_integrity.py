@@ -132,3 +132,27 @@ def test_an_object_store_write_is_one_request_of_the_finished_file(monkeypatch):
     monkeypatch.undo()
     value = read_parquet(path, lazy=False)
     assert value.train_x[0, 0] == pytest.approx(0.6) and file_key(path, "parquet") == "newer"
+
+
+def test_a_local_write_is_flushed_to_disk_before_and_after_its_rename(tmp_path, monkeypatch):
+    """fsync of the finished temp file (before the rename publishes it), then of its folder (so
+    the new name survives a power cut)."""
+    import os
+
+    synced, replaced = [], []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        replaced.append(len(synced))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(storage.os, "replace", replace)
+    target = tmp_path / "asset" / "mnist.parquet"
+    write_parquet(UPath(target), _splits(0.7), "k")
+    assert len(synced) == 2 and replaced == [1]
+    assert os.path.basename(synced[0]).startswith(".tmp-") and synced[1] == str(target.parent)
