@@ -76,11 +76,28 @@ def postgres_server() -> Iterator[str]:
     psql = [f"{PG_BIN}/psql", "-h", str(sockets), "-p", str(port), "-U", "postgres", "-v", "ON_ERROR_STOP=1"]
     as_postgres(*psql, "-c", f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{password}'")
     as_postgres(*psql, "-c", f"CREATE DATABASE {ROLE} OWNER {ROLE}")
+    url = f"postgresql+psycopg2://{ROLE}:{password}@127.0.0.1:{port}/{ROLE}"
+    _POSTGRES[url] = (data, str(port))
     try:
-        yield f"postgresql+psycopg2://{ROLE}:{password}@127.0.0.1:{port}/{ROLE}"
+        yield url
     finally:
+        _POSTGRES.pop(url, None)
         as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "fast", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _start_redis(port: int, password: str) -> subprocess.Popen:
+    proc = subprocess.Popen([REDIS_SERVER, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True)
+    proc.stdin.write(f"port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\nrequirepass {password}\n")
+    proc.stdin.close()
+    wait_for_port(port)
+    return proc
+
+
+# The servers running now, by the URL their context manager yielded: what restart_* act on.
+_REDIS: dict[str, list] = {}
+_POSTGRES: dict[str, tuple[Path, str]] = {}
 
 
 @contextmanager
@@ -91,16 +108,33 @@ def redis_server() -> Iterator[str]:
     if REDIS_SERVER is None:
         pytest.skip("needs Debian's redis-server package (apt-get install redis-server)")
     port, password = free_port(), secrets.token_urlsafe(24)
-    proc = subprocess.Popen([REDIS_SERVER, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, text=True)
-    proc.stdin.write(f"port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\nrequirepass {password}\n")
-    proc.stdin.close()
+    url = f"redis://:{password}@127.0.0.1:{port}"
+    _REDIS[url] = [_start_redis(port, password), port, password]
     try:
-        wait_for_port(port)
-        yield f"redis://:{password}@127.0.0.1:{port}"
+        yield url
     finally:
+        proc = _REDIS.pop(url)[0]
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def restart_redis(url: str, down_seconds: float) -> None:
+    """Stop the Redis server of ``url`` (everything it held is lost: nothing is persisted) and
+    start it again after ``down_seconds``, on the same port with the same password."""
+    proc, port, password = _REDIS[url]
+    proc.terminate()
+    proc.wait(timeout=30)
+    time.sleep(down_seconds)
+    _REDIS[url][0] = _start_redis(port, password)
+
+
+def restart_postgres(url: str) -> None:
+    """Restart the PostgreSQL server of ``url`` (``pg_ctl restart -m fast``: every connection is
+    cut, as when the database host reboots or fails over)."""
+    data, port = _POSTGRES[url]
+    as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-w", "-l", str(data.parent / "log"),
+                "-m", "fast", "restart")
+    wait_for_port(int(port))
 
 
 PG_URL_VARIABLE = "CLUSTERING_DAG_PG_URL"
@@ -112,5 +146,8 @@ def postgres_dagster_home(folder: Path) -> Path:
     each process's environment, never from the file."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url:\n      env: {PG_URL_VARIABLE}\n")
+        f"storage:\n  postgres:\n    postgres_url:\n      env: {PG_URL_VARIABLE}\n"
+        # The daemon's watch on runs launched from the UI or a schedule: a run whose process died
+        # (its host lost, its database unreachable for long) is marked failed, never STARTED for ever.
+        "run_monitoring:\n  enabled: true\n  max_resume_run_attempts: 0\n")
     return folder

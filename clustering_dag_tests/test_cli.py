@@ -49,7 +49,7 @@ def test_dg_checks_and_lists_the_code_location(tmp_path, data_dir):
     listed = json.loads(dg("list", "defs", "--json", env=env).stdout)
     every = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert {a["asset_key"] for a in listed["assets"]} == every
-    jobs = {"paper_run", "seeds_run", "quick_run", "parallel_quick_run", "celery_run"}
+    jobs = {"paper_run", "seeds_run", "quick_run", "parallel_quick_run", "celery_run", "celery_smoke_run"}
     assert {j["name"] for j in listed["jobs"]} == jobs
     assert [s["name"] for s in listed["schedules"]] == ["weekly_paper_run"]
 

@@ -114,15 +114,19 @@ class WatchedResult:
         self.worker: str | None = None  # the last worker seen holding the task
         self._missing_since: float | None = None
 
-    def _recorded_success(self) -> list | None:
-        """The step's events from the run's event log when they include its success: the worker
-        finished the step, and stored its outputs and events, but died before handing the result
-        back. None when the step did not finish."""
+    def _logged(self) -> tuple[list | None, str | None]:
+        """What the run's event log says of the step: its events when they include its success
+        (the worker finished the step, stored its outputs and events, but died before handing the
+        result back), else None; and the worker that said it started the step, if one did."""
         instance, run_id = self.plan_context.instance, self.plan_context.run_id
         records = [r for r in instance.all_logs(run_id) if r.step_key == self.step.key and r.dagster_event]
+        started = [r.dagster_event.engine_event_data.metadata.get("Celery worker") for r in records
+                   if r.dagster_event.is_engine_event and r.dagster_event.engine_event_data
+                   and "Celery worker" in (r.dagster_event.engine_event_data.metadata or {})]
+        worker = getattr(started[-1], "value", started[-1]) if started else None
         if not any(r.dagster_event.is_step_success for r in records):
-            return None
-        return [r.dagster_event for r in records]
+            return None, worker
+        return [r.dagster_event for r in records], worker
 
     def _problem(self) -> str | None:
         """What keeps the step from finishing now, or None while all is well."""
@@ -172,9 +176,12 @@ class WatchedResult:
         self._missing_since = self._missing_since or now
         if now - self._missing_since < self.watch.lost_after:
             return False
-        self.recorded = self._recorded_success()
+        self.recorded, worker = self._logged()
         if self.recorded:
             return True
+        if worker and not self.worker:  # it started unseen (the workers' lists are polled)
+            self.worker = worker
+            problem = self._problem() or problem
         self.lost = (
             f"{problem} (for {now - self._missing_since:.0f} s; worker_lost_after: "
             f"{self.watch.lost_after:g} s). A worker was probably killed or lost its machine, or "

@@ -1,6 +1,7 @@
 """Jobs for the run profiles, the weekly schedule, and the automation condition of the graph."""
 
 from dagster import (
+    AssetKey,
     AssetSelection,
     AutomationCondition,
     DefaultScheduleStatus,
@@ -69,6 +70,14 @@ celery_run = define_asset_job(
                 "'Scale-out'. Run config: clustering_dag/deploy/celery.yaml, plus a profile.",
 )
 
+celery_smoke_run = define_asset_job(
+    "celery_smoke_run", executor_def=celery_executor,
+    selection=AssetSelection.assets(AssetKey(["paper", "manifold_representation"])).upstream(),
+    description="A Celery set-up checked end to end in a few minutes: the `paper` chain up to the "
+                "manifold stage (the dataset, training on the `vae` queue, codes, UMAP), each step "
+                "a Celery task. Run config as `celery_run`'s.",
+)
+
 
 @schedule(job=paper_run, cron_schedule="0 3 * * 1", execution_timezone="UTC",
           default_status=DefaultScheduleStatus.STOPPED)
@@ -83,5 +92,5 @@ def weekly_paper_run(context: ScheduleEvaluationContext):
                          run_config=PROFILES[spec.profile]() if spec and spec.profile else {})
 
 
-jobs = [paper_run, seeds_run, quick_run, parallel_quick_run, celery_run]
+jobs = [paper_run, seeds_run, quick_run, parallel_quick_run, celery_run, celery_smoke_run]
 schedules = [weekly_paper_run]

@@ -11,9 +11,11 @@ pyarrow and h5py are imported where a file is read or written, not with the code
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import shutil
 import struct
 import tempfile
 import time
@@ -58,6 +60,10 @@ def atomic_write(path: UPath, write: Callable[[str], None]) -> None:
             _fsync(tmp)  # the data on disk before the name points at it
             os.replace(tmp, target.path)
             _fsync(target.parent.path)  # and the new name itself
+        except OSError as exc:
+            if _disk_full(exc):
+                raise CacheDiskFull(target.path) from exc
+            raise
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -70,6 +76,25 @@ def atomic_write(path: UPath, write: Callable[[str], None]) -> None:
             # streamed write that an interruption would leave as a partial object.
             with open(tmp, "rb") as fh:
                 path.fs.pipe_file(path.path, fh.read())
+
+
+class CacheDiskFull(OSError):
+    """The disk under the asset cache filled up during a write; the previous file is untouched."""
+
+    def __init__(self, path: str):
+        folder = os.path.dirname(path)
+        free = shutil.disk_usage(folder).free / 2**20
+        super().__init__(
+            errno.ENOSPC,
+            f"no space left on the disk of the asset cache while writing {path} ({free:.1f} MB free "
+            "now). Nothing was half-written: the previous file, if there was one, is whole. Free "
+            "some space, or point the cache at a larger disk (asset_storage.base_path, or "
+            "CLUSTERING_DAG_CACHE_DIR), then materialize again.")
+
+
+def _disk_full(exc: OSError) -> bool:
+    """ENOSPC/EDQUOT, whether raised by Python's own I/O or by pyarrow/HDF5 in their words."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
 
 
 def _fsync(path: str) -> None:
