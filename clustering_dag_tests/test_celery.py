@@ -92,9 +92,9 @@ class CeleryCluster:
         for name in list(self.workers):
             self.kill_worker(name)
 
-    def run_command(self, celery_yaml: Path, run_yaml: Path) -> list[str]:
+    def run_command(self, celery_yaml: Path, run_yaml: Path, job: str = "celery_run") -> list[str]:
         return [str(BIN / "dagster"), "job", "execute", "-m", "clustering_dag.definitions",
-                "-j", "celery_run", "-c", str(celery_yaml), "-c", str(run_yaml),
+                "-j", job, "-c", str(celery_yaml), "-c", str(run_yaml),
                 "--tags", json.dumps({"dagster/partition": "mnist"})]
 
     def tail_logs(self) -> str:

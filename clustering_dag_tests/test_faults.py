@@ -66,9 +66,7 @@ def start_chain(cluster: CeleryCluster, lost_after: float, **how) -> subprocess.
     cluster.start_worker("vae", VAE_QUEUE)
     cluster.start_worker("default", DEFAULT_QUEUE)
     cluster.wait_for_workers("vae", "default")
-    command = [a if a != "celery_run" else "celery_smoke_run"
-               for a in cluster.run_command(celery_yaml, run_yaml)]
-    return subprocess.Popen(command,
+    return subprocess.Popen(cluster.run_command(celery_yaml, run_yaml, job="celery_smoke_run"),
                             cwd=PROJECT_ROOT, env=cluster.env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -214,8 +212,10 @@ def test_a_worker_that_stops_answering_is_lost_and_its_task_terminated(cluster):
     task_id = terminated.group(1)
     app = make_app({"broker": cluster.env["CLUSTERING_DAG_BROKER_URL"],
                     "backend": cluster.env["CLUSTERING_DAG_RESULT_BACKEND"]})
-    while app.AsyncResult(task_id).state != "REVOKED":
-        assert time.monotonic() < deadline, f"task {task_id} is {app.AsyncResult(task_id).state}"
+    # Ended, not by success: REVOKED, or FAILURE when the step's process, interrupted by the
+    # signal, reports its own end first.
+    while (state := app.AsyncResult(task_id).state) not in ("REVOKED", "FAILURE"):
+        assert state != "SUCCESS" and time.monotonic() < deadline, f"task {task_id} is {state}"
         time.sleep(1.0)
     finished = steps(run_events(cluster.home, first.run_id)[1], "STEP_SUCCESS")
     assert VICTIM not in finished

@@ -169,9 +169,9 @@ class WatchedResult:
         if self.lost or self.recorded or self._ready():
             return True
         problem = self._problem()
-        if problem is None or self._ready():
+        if problem is None or self._ready():  # well, or finished while _problem read its state
             self._missing_since = None
-            return self._ready()
+            return problem is not None
         now = time.monotonic()
         self._missing_since = self._missing_since or now
         if now - self._missing_since < self.watch.lost_after:
@@ -220,15 +220,13 @@ class WatchedResult:
 def submit_within(lost_after: float, submit, describe: str):
     """``submit()``, retried while the broker cannot be reached, for at most ``lost_after``
     seconds; then one error saying what happened and what to do."""
+    from kombu.exceptions import OperationalError
+
     started = time.monotonic()
     while True:
         try:
             return submit()
-        except Exception as exc:  # noqa: BLE001 (kombu's and the transport's connection errors)
-            from kombu.exceptions import OperationalError
-
-            if not isinstance(exc, (OperationalError, ConnectionError)):
-                raise
+        except (OperationalError, ConnectionError) as exc:  # kombu's, and the transport's
             if time.monotonic() - started >= lost_after:
                 raise WorkerLost(
                     f"the Celery broker did not take {describe} for {lost_after:g} s "
