@@ -30,11 +30,8 @@ def stored(storage, dataset: str, variant: str) -> dict:
     values = {}
     for name, kind in SCORED_WITH.items():
         key = asset_key(name, variant)
-        if not storage.path(key, dataset, kind).exists():
-            name_ = key.to_user_string()
-            raise DataError(f"{name_} is not stored for {dataset} (in {storage.root()}): materialize it "
-                            f"first, e.g. `dagster asset materialize -m clustering_dag.definitions "
-                            f"--select '*{name_}' --partition {dataset}`.")
+        if not (path := storage.path(key, dataset, kind)).exists():
+            raise storage.not_stored(key, dataset, path)
         values[name] = storage.load(key, dataset, kind)
     return values
 

@@ -145,7 +145,7 @@ def _read_arrays(path: Path, layout: BatchLayout, max_bytes: int):
 
 def _read_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
     """The arrays ``x`` (and optional ``y``) of a ``.npz``, sized from their headers first."""
-    from clustering_dag.core.user_data import read_npz_members
+    from clustering_dag.core.readers import read_npz_members
 
     try:
         arrays = read_npz_members(path, max_bytes)
@@ -158,11 +158,11 @@ def _read_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
 
 
 def _read_table(path: Path, layout: BatchLayout):
-    from clustering_dag.core.user_data import _numeric_matrix, _read_frame
+    from clustering_dag.core.readers import numeric_matrix, read_frame
 
     fmt = "csv" if path.name.lower().endswith(".csv") else "parquet"
     try:
-        frame = _read_frame(path, fmt)
+        frame = read_frame(path, fmt)
     except DataError as exc:
         raise DataError(f"batch {exc}") from None
     names = list(layout.feature_names)
@@ -176,7 +176,7 @@ def _read_table(path: Path, layout: BatchLayout):
                         + (f" (unknown {extra})" if extra else "") + ".")
     if not len(frame):
         raise DataError(f"batch file {path} has a header but no rows.")
-    x = _numeric_matrix(frame, names, path, fmt)
+    x = numeric_matrix(frame, names, path, fmt)
     y = None
     if layout.label_column and layout.label_column in frame:
         y = frame[layout.label_column].astype("string").to_numpy(dtype=object)

@@ -8,93 +8,18 @@ or row, before anything is written.
 
 from __future__ import annotations
 
-import math
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from clustering_dag.core.arrays import SPLITS, Splits
 from clustering_dag.core.errors import DataError
+from clustering_dag.core.readers import finite, numeric_matrix, read_frame, read_npz_members, row_ref, shown
 from clustering_dag.core.registry import DEFAULT_CLUSTERS, UserDataset
 
 # ---------------------------------------------------------------------------------------------
 # Reading
-
-
-def _read_frame(file: Path, fmt: str, max_bytes: int = 8 << 30) -> pd.DataFrame:
-    size = file.stat().st_size
-    if size > max_bytes:
-        raise DataError(f"{file}: {size:,} bytes, more than the {max_bytes:,} allowed (`max_bytes:` in "
-                        "the registry entry); split the file or raise the limit.")
-    if fmt == "parquet":
-        try:
-            meta = pq.ParquetFile(file).metadata
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"{file}: not a readable parquet file ({exc}).") from None
-        if meta.num_rows * meta.num_columns * 8 > max_bytes:
-            raise DataError(f"{file}: {meta.num_rows:,} rows x {meta.num_columns} columns would take more "
-                            f"than the {max_bytes:,} bytes allowed (`max_bytes:` in the registry entry).")
-    if fmt == "csv":
-        try:
-            # index_col=False: a row with one field too many is an error, not a silent index.
-            return pd.read_csv(file, index_col=False)
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{file}: the CSV file has no header and no rows.") from None
-        except pd.errors.ParserError as exc:
-            detail = str(exc).split("C error: ")[-1].strip()
-            raise DataError(f"{file}: rows have different numbers of fields ({detail}). "
-                            "Every row needs one value per header column.") from None
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{file}: not a text CSV file ({exc.reason}).") from None
-    try:
-        return pq.read_table(file).to_pandas()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"{file}: not a readable parquet file ({exc}).") from None
-
-
-def _shown(value, limit: int = 40) -> str:
-    """A cell's value as an error message quotes it: its repr, cut to ``limit`` characters (a
-    message lands in logs and the UI; it names the cell, it does not copy the data)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _row_ref(file: Path, fmt: str, row: int) -> str:
-    """A 1-based data row, plus the file line for CSV (line 1 is the header)."""
-    return f"row {row + 1} (line {row + 2})" if fmt == "csv" else f"row {row + 1}"
-
-
-def _numeric_matrix(frame: pd.DataFrame, columns: list[str], file: Path, fmt: str) -> np.ndarray:
-    for col in columns:
-        series = frame[col]
-        if not pd.api.types.is_numeric_dtype(series):
-            coerced = pd.to_numeric(series, errors="coerce")
-            bad = np.flatnonzero(coerced.isna().to_numpy() & series.notna().to_numpy())
-            if len(bad):
-                raise DataError(
-                    f"{file}: column {col!r} is not numeric ({_row_ref(file, fmt, int(bad[0]))} holds "
-                    f"{_shown(series.iloc[bad[0]])}). List the numeric columns under `features:`, or name "
-                    "this column as `label_column:`.")
-            frame = frame.assign(**{col: coerced})
-    return _finite(frame[columns].to_numpy(dtype=np.float64), file, fmt, columns)
-
-
-def _finite(x: np.ndarray, file: Path, fmt: str, columns: list[str] | None = None,
-            what: str = "x") -> np.ndarray:
-    bad = ~np.isfinite(x)
-    if bad.any():
-        flat = np.argwhere(bad.reshape(len(x), -1))
-        row, col = (int(v) for v in flat[0])
-        value = x.reshape(len(x), -1)[row, col]
-        kind = "NaN (missing)" if np.isnan(value) else str(value)
-        where = f"column {columns[col]!r}" if columns else f"array {what!r}, feature {col}"
-        raise DataError(f"{file}: {where} has {kind} at {_row_ref(file, fmt, row)} "
-                        f"({int(bad.sum())} non-finite value(s) in all). Fill or drop them first.")
-    return x
 
 
 def _labels(values, file: Path, fmt: str, what: str) -> tuple[np.ndarray, list[str]]:
@@ -102,14 +27,14 @@ def _labels(values, file: Path, fmt: str, what: str) -> tuple[np.ndarray, list[s
     series = pd.Series(values)
     missing = np.flatnonzero(series.isna().to_numpy())
     if len(missing):
-        raise DataError(f"{file}: label {what} is empty at {_row_ref(file, fmt, int(missing[0]))} "
+        raise DataError(f"{file}: label {what} is empty at {row_ref(file, fmt, int(missing[0]))} "
                         f"({len(missing)} missing in all). Every row needs a label, or drop `label_column:`.")
     codes, classes = pd.factorize(series, sort=True)
     return codes.astype(np.int64), [str(c) for c in classes]
 
 
 def _read_table(file: Path, fmt: str, spec: UserDataset):
-    frame = _read_frame(file, fmt, spec.max_bytes)
+    frame = read_frame(file, fmt, spec.max_bytes)
     named = {"label_column": spec.label_column, "split_column": spec.split_column}
     for option, column in [*named.items(), *(("features", c) for c in spec.features or [])]:
         if column is not None and column not in frame.columns:
@@ -120,51 +45,19 @@ def _read_table(file: Path, fmt: str, spec: UserDataset):
         raise DataError(f"{file}: no feature columns besides the label and split columns.")
     if len(frame) == 0:
         raise DataError(f"{file}: the file has a header but no rows.")
-    x = _numeric_matrix(frame, [str(c) for c in columns], file, fmt)
+    x = numeric_matrix(frame, [str(c) for c in columns], file, fmt)
     y = frame[spec.label_column].to_numpy() if spec.label_column else None
     split = None
     if spec.split_column:
         split = frame[spec.split_column].astype("string").str.strip().str.lower()
         bad = np.flatnonzero(~split.isin(SPLITS).fillna(False).to_numpy())
         if len(bad):
-            held = _shown(frame[spec.split_column].iloc[bad[0]])
+            held = shown(frame[spec.split_column].iloc[bad[0]])
             raise DataError(
                 f"{file}: split column {spec.split_column!r} holds {held} "
-                f"at {_row_ref(file, fmt, int(bad[0]))}; its values must be 'train' or 'test'.")
+                f"at {row_ref(file, fmt, int(bad[0]))}; its values must be 'train' or 'test'.")
         split = split.to_numpy(dtype=object)
     return x, y, split, [str(c) for c in columns]
-
-
-def read_npz_members(file: Path, max_bytes: int) -> dict[str, np.ndarray]:
-    """Every array of a ``.npz``, each member's dtype and size read from its ``.npy`` header
-    before the member is: object arrays (only pickle could read them) and members larger than
-    ``max_bytes`` are refused without allocating anything."""
-    if not zipfile.is_zipfile(file):  # np.load would take it for a pickle
-        raise DataError(f"{file}: not a readable .npz file (not a zip archive of .npy arrays).")
-    arrays = {}
-    try:
-        with zipfile.ZipFile(file) as archive:
-            for member in archive.namelist():
-                key = member.removesuffix(".npy")
-                with archive.open(member) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                              else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = header(fh)
-                    if dtype.hasobject:
-                        raise DataError(f"{file}: holds object arrays, which only pickle can read, and "
-                                        "pickle is never loaded. Save numeric arrays "
-                                        "(np.savez(path, x=floats, y=ints)).")
-                    if math.prod(shape) * dtype.itemsize > max_bytes:
-                        raise DataError(f"{file}: array {key!r} is {shape} of {dtype}, more than the "
-                                        f"{max_bytes:,} bytes allowed.")
-                with archive.open(member) as fh:
-                    arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
-    except DataError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise DataError(f"{file}: not a readable .npz file ({exc}).") from None
-    return arrays
 
 
 def _read_npz(file: Path, max_bytes: int = 8 << 30):
@@ -185,7 +78,7 @@ def _read_npz(file: Path, max_bytes: int = 8 << 30):
         if arr.ndim not in (2, 3) or not len(arr) or (arr.dtype.kind not in "biuf"):
             raise DataError(f"{file}: array {name!r} has shape {arr.shape} and dtype {arr.dtype}; "
                             "expected numbers shaped (rows, features) or (rows, height, width).")
-        _finite(arr.reshape(len(arr), -1), file, "npz", what=name)
+        finite(arr.reshape(len(arr), -1), file, "npz", what=name)
         y_name = name[:-1] + "y"
         if y_name in arrays:
             y = arrays[y_name]

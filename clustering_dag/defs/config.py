@@ -33,12 +33,18 @@ def dagster_config(core: type, name: str, *, exclude: tuple[str, ...] = (), defa
     return pydantic.create_model(name, __base__=Config, __doc__=core.__doc__, **fields)
 
 
-def core_config(core: type, config: Config, **resolved):
-    """The core config of a run: its Dagster config's values (None: left to ``resolved`` or the
-    core's default), with ``resolved`` (what the step decided) on top; validated by ``core``."""
+def core_values(core: type, config: Config) -> dict:
+    """A run's Dagster config as ``core``'s keyword arguments: the values set (None: left to the
+    core's default or to the step), run config's lists back as the core's tuples."""
     values = {k: v for k, v in config.model_dump().items() if v is not None}
     hints = typing.get_type_hints(core)
     for k, v in values.items():
         if typing.get_origin(hints.get(k)) is tuple:
             values[k] = tuple(v)
-    return core(**{**values, **resolved})
+    return values
+
+
+def core_config(core: type, config: Config, **resolved):
+    """The core config of a run: its Dagster config's values, with ``resolved`` (what the step
+    decided) on top; validated by ``core``."""
+    return core(**{**core_values(core, config), **resolved})

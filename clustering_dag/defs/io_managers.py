@@ -19,7 +19,6 @@ from dagster import (
     UPathIOManager,
 )
 
-from clustering_dag.core.errors import DataError
 from clustering_dag.defs.assets.common import png_markdown, table_metadata
 from clustering_dag.defs.storage import (
     AssetStorage,
@@ -61,12 +60,8 @@ class _StoredIOManager(UPathIOManager):
 
     def load_from_path(self, context: InputContext, path: "UPath"):
         if not path.exists():
-            key = context.asset_key.to_user_string()
             partition = context.asset_partition_key if context.has_asset_partitions else None
-            where = f" --partition {partition}" if partition else ""
-            raise DataError(f"{key} has no stored value{f' for {partition}' if partition else ''} "
-                            f"(no {path}): materialize it first, e.g. `dagster asset materialize -m "
-                            f"clustering_dag.definitions --select '*{key}'{where}`.")
+            raise self.storage.not_stored(context.asset_key, partition, path)
         return self.storage.read(path, self.kind)
 
     def write(self, obj, path: "UPath", key: str | None) -> None:

@@ -365,6 +365,15 @@ class AssetStorage(ConfigurableResource):
             return self.root().joinpath("figures", *asset_key.path[:-1], figure, f"{partition}.png")
         return self.root().joinpath(*asset_key.path, f"{partition}{EXTENSIONS[kind]}")
 
+    @staticmethod
+    def not_stored(asset_key: AssetKey, partition: str | None, path: UPath) -> DataError:
+        """The error for a value that is read but was never stored: what to materialize first."""
+        name = asset_key.to_user_string()
+        where = f" --partition {partition}" if partition else ""
+        return DataError(f"{name} has no stored value{f' for {partition}' if partition else ''} "
+                         f"(no {path}): materialize it first, e.g. `dagster asset materialize -m "
+                         f"clustering_dag.definitions --select '*{name}'{where}`.")
+
     def stored_key(self, asset_key: AssetKey, partition: str) -> str | None:
         """The cache key of the stored value of an asset that others read (arrays, tables,
         models), or None when there is none."""

@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, Output
 from clustering_dag.core import configs
 from clustering_dag.defs.assets.common import table_metadata
 from clustering_dag.defs.cached import cached_asset
-from clustering_dag.defs.config import dagster_config
+from clustering_dag.defs.config import core_values, dagster_config
 from clustering_dag.defs.executors import QUEUE_TAG, VAE_QUEUE
 from clustering_dag.defs.resources import Accelerator
 from clustering_dag.defs.versioning import unversioned
@@ -30,8 +30,7 @@ def refined_classifier(context: AssetExecutionContext, config: RefinementConfig,
     from clustering_dag.core.refine import config_for, refine
 
     mixture = ClusterModel.from_frame(kmeans_manifold)
-    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in config.model_dump().items()}
-    cfg = config_for(noisy_test_set, len(mixture.centers), **settings)
+    cfg = config_for(noisy_test_set, len(mixture.centers), **core_values(configs.RefineConfig, config))
     manifold = manifold_representation
     rows = fit_sample(len(noisy_test_set.train_x), ManifoldConfig(**manifold.meta["umap"]))
     device = accelerator.select(context.log)

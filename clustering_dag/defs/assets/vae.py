@@ -15,7 +15,7 @@ from clustering_dag.core.trained import collapse_diagnosis
 from clustering_dag.core.variants import VARIANTS, VAEConfig, variant_config
 from clustering_dag.defs.assets.common import png_markdown, table_metadata
 from clustering_dag.defs.cached import asset_key, cached_asset, variant_of
-from clustering_dag.defs.config import dagster_config
+from clustering_dag.defs.config import core_values, dagster_config
 from clustering_dag.defs.executors import QUEUE_TAG, VAE_QUEUE
 from clustering_dag.defs.partitions import dataset_partitions
 from clustering_dag.defs.resources import Accelerator
@@ -53,10 +53,8 @@ def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelera
     from clustering_dag.core.vae import train_vae
 
     variant, rows = variant_of(context), len(raw_dataset.train_x)
-    chosen = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in config.model_dump().items() if v is not None}  # None: the variant's
-    cfg = variant_config(variant, images=raw_dataset.image_shape is not None,
-                         **chosen, input_dim=raw_dataset.dim)
+    cfg = variant_config(variant, images=raw_dataset.image_shape is not None,  # unset: the variant's
+                         **core_values(VAEConfig, config), input_dim=raw_dataset.dim)
     if cfg.batch_size > rows:
         context.log.info(f"batch_size {cfg.batch_size} > {rows} training rows: using {rows}")
         cfg = replace(cfg, batch_size=rows)
