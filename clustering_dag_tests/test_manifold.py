@@ -52,3 +52,38 @@ def test_umap_then_mixture_recovers_the_clusters_and_repeats():
     assert label_metrics(embedded.train_y, model.predict(embedded.train_x))["accuracy"] > 0.95
     again = embed(codes, config)  # seeded: the same embedding
     np.testing.assert_allclose(again.test_x, embedded.test_x, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_restarts_in_worker_processes_give_the_same_embedding(monkeypatch):
+    from clustering_dag.core import manifold
+
+    codes = clustered_codes(n_train=1500, n_test=300)
+    config = ManifoldConfig(n_components=5, fit_rows=None, n_epochs=50, restarts=3)
+    monkeypatch.setattr(manifold, "PARALLEL_FROM_ROWS", 0)  # this small input to the workers too
+    monkeypatch.setattr(manifold, "cores", lambda: 2)
+    parallel = embed(codes, config)
+    assert manifold._workers is not None  # the fits ran in worker processes
+    monkeypatch.setattr(manifold, "cores", lambda: 1)
+    here = embed(codes, config)
+    np.testing.assert_array_equal(parallel.train_x, here.train_x)
+    np.testing.assert_array_equal(parallel.test_x, here.test_x)
+    assert parallel.meta["chosen_seed"] == here.meta["chosen_seed"]
+
+
+def test_restarts_run_here_when_no_worker_process_starts(monkeypatch):
+    from clustering_dag.core import manifold
+
+    def no_processes(workers):
+        raise AssertionError("daemonic processes are not allowed to have children")
+
+    codes = clustered_codes(n_train=300, n_test=60)
+    config = ManifoldConfig(n_components=2, fit_rows=None, n_epochs=10, restarts=2)
+    monkeypatch.setattr(manifold, "PARALLEL_FROM_ROWS", 0)
+    monkeypatch.setattr(manifold, "cores", lambda: 2)
+    monkeypatch.setattr(manifold, "_pool", no_processes)
+    said = []
+    embedded = embed(codes, config, log=said.append)
+    assert embedded.test_x.shape == (60, 2) and len(embedded.meta["restart_agreement"]) == 2
+    assert said == ["UMAP restarts run one after another: no worker processes "
+                    "(AssertionError: daemonic processes are not allowed to have children)"]

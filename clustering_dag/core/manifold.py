@@ -9,11 +9,22 @@ therefore fits ``restarts`` of them (seeds ``seed``, ``seed + 1``, ...) on the s
 the one whose k-means clusters agree most with the other restarts' (mean adjusted Rand index):
 the consensus choice, made without the labels. The fitted UMAP is not stored (only pickle could
 store it): the stage's value is the embedding of the fit sample and of every test row, as arrays.
+
+The restarts run side by side, one worker process per core (seeded UMAP uses one thread, so one
+process alone leaves the other cores idle). The workers outlive the step: the first UMAP fit of a
+process compiles numba kernels that no on-disk cache keeps (pynndescent's nearest-neighbour
+search: about a minute on a 2-core host, against 1.5 s once compiled), so a run pays that once per
+worker, not once per variant. Each restart is seeded, so the result is the same in a worker as in
+the step's own process.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +37,11 @@ from clustering_dag.core.errors import DataError
 # Where numba keeps the machine code it compiles for UMAP and its nearest-neighbour search, so a
 # new process loads it instead of compiling again (unless NUMBA_CACHE_DIR says otherwise).
 NUMBA_CACHE = Path.home() / ".cache" / "clustering_dag" / "numba"
+# Below this many fit rows UMAP finds neighbours exactly (no nearest-neighbour search to compile)
+# and a fit takes about a second: starting worker processes would cost more than it saves.
+PARALLEL_FROM_ROWS = 4096
+_workers: tuple[ProcessPoolExecutor, int] | None = None  # the pool and its size
+_in_worker = False
 
 
 def fit_sample(n: int, config: ManifoldConfig) -> np.ndarray:
@@ -38,12 +54,61 @@ def fit_sample(n: int, config: ManifoldConfig) -> np.ndarray:
 
 def _umap():
     os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE))
-    # umap imports TensorFlow (for its parametric UMAP): load it the project's way first (Keras 2,
-    # no CUDA probing noise on a machine without a GPU).
-    import clustering_dag.core.tf_env  # noqa: F401, I001
+    if not _in_worker:
+        # umap imports TensorFlow (for its parametric UMAP): load it the project's way first
+        # (Keras 2, no CUDA probing noise on a machine without a GPU).
+        import clustering_dag.core.tf_env  # noqa: F401, I001
     import umap
 
     return umap
+
+
+def _start_worker():
+    """A UMAP worker: TensorFlow kept out (umap imports it only for its parametric UMAP, unused
+    here; that import would cost each worker seconds and a GPU context)."""
+    global _in_worker
+    _in_worker = True
+    sys.modules.setdefault("tensorflow", None)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """The UMAP worker processes of this process (started on first use, kept until it exits)."""
+    global _workers
+    if _workers is None or _workers[1] < workers:
+        if _workers is not None:
+            _workers[0].shutdown(wait=False, cancel_futures=True)
+        # `spawn`: a fresh interpreter, whatever threads the step's own process runs.
+        _workers = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_start_worker), workers)
+    return _workers[0]
+
+
+def _fit_one(args):
+    return fit_umap(*args)
+
+
+def fit_restarts(train: np.ndarray, test: np.ndarray, config: ManifoldConfig, seeds: list[int],
+                 log=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``fit_umap`` under each of ``seeds``: in worker processes, one per core (at most one per
+    seed), where there are several seeds, cores and enough rows; else here, one after another.
+    The same arrays either way."""
+    jobs = [(train, test, config, s) for s in seeds]
+    workers = min(len(seeds), cores())
+    if workers > 1 and len(train) >= PARALLEL_FROM_ROWS and not _in_worker:
+        try:
+            return list(_pool(workers).map(_fit_one, jobs))
+        except (BrokenProcessPool, OSError, AssertionError) as error:
+            # No processes here (a daemonic worker, a sandbox): the same fits, one after another.
+            global _workers
+            _workers = None
+            (log or (lambda _: None))(f"UMAP restarts run one after another: no worker processes "
+                                      f"({type(error).__name__}: {error})")
+    return [_fit_one(job) for job in jobs]
 
 
 def fit_umap(train: np.ndarray, test: np.ndarray, config: ManifoldConfig, seed: int):
@@ -68,7 +133,7 @@ def agreement(partitions: list[np.ndarray]) -> np.ndarray:
     return (ari.sum(1) - 1) / (r - 1)
 
 
-def embed(codes: Splits, config: ManifoldConfig, n_clusters: int | None = None) -> Splits:
+def embed(codes: Splits, config: ManifoldConfig, n_clusters: int | None = None, log=None) -> Splits:
     """The UMAP embedding of ``codes``: fitted on (a seeded sample of) the training split, the
     test split transformed by it; of ``config.restarts`` fits, the one whose ``n_clusters``
     k-means clusters (default: the dataset's) agree most with the others'. The result's training
@@ -84,7 +149,7 @@ def embed(codes: Splits, config: ManifoldConfig, n_clusters: int | None = None) 
     rows = fit_sample(n, config)
     k = n_clusters or codes.n_clusters
     seeds = [config.seed + r for r in range(config.restarts)]
-    fits = [fit_umap(codes.train_x[rows], codes.test_x, config, s) for s in seeds]
+    fits = fit_restarts(codes.train_x[rows], codes.test_x, config, seeds, log)
     # Labels never enter the choice: it compares the restarts' own clusterings with each other.
     partitions = [KMeans(k, n_init=3, random_state=config.seed).fit_predict(train) for train, _ in fits]
     scores = agreement(partitions) if len(fits) > 1 else np.ones(1)

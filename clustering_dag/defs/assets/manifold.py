@@ -20,7 +20,7 @@ def manifold_representation(context: AssetExecutionContext, config: ManifoldConf
     from clustering_dag.core.manifold import embed
 
     start = time.perf_counter()
-    embedded = embed(latent_representation, core_config(configs.ManifoldConfig, config))
+    embedded = embed(latent_representation, core_config(configs.ManifoldConfig, config), log=context.log.info)
     context.log.info(f"UMAP {latent_representation.dim} -> {config.n_components} dimensions, fitted on "
                      f"{embedded.meta['fit_rows']:,} of {embedded.meta['of_train_rows']:,} training codes, "
                      f"in {time.perf_counter() - start:.1f} s")
