@@ -91,6 +91,14 @@ def test_an_npz_member_is_sized_from_its_header_before_it_is_read(tmp_path):
         read_batch(tmp_path / "big.npz", MNIST, max_bytes=1_000_000)
 
 
+def test_a_table_batch_is_sized_from_its_footer_with_the_fix_for_a_batch(tmp_path):
+    columns = {name: np.zeros(50_000) for name in TABLE.feature_names}
+    pd.DataFrame(columns).to_parquet(tmp_path / "big.parquet")  # small on disk, not in memory
+    with pytest.raises(DataError, match=r"big\.parquet: 50,000 rows x \d+ columns would take more than "
+                                        r"the 1,000,000 bytes allowed; split it into smaller files\.$"):
+        read_batch(tmp_path / "big.parquet", TABLE, max_bytes=1_000_000)
+
+
 # --- the inbox sensor --------------------------------------------------------------------------
 
 def test_the_sensor_adds_only_new_or_changed_files(tmp_path, monkeypatch):

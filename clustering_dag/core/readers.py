@@ -18,12 +18,16 @@ import pyarrow.parquet as pq
 
 from clustering_dag.core.errors import DataError
 
+REGISTRY_LIMIT = "split the file or raise `max_bytes:` in its registry entry"
 
-def read_frame(file: Path, fmt: str, max_bytes: int = 8 << 30) -> pd.DataFrame:
+
+def read_frame(file: Path, fmt: str, max_bytes: int = 8 << 30, fix: str = REGISTRY_LIMIT) -> pd.DataFrame:
+    """The CSV or parquet table ``file``, refused before it is read where it would take more than
+    ``max_bytes`` (on disk, or as its footer's rows x columns of float64); ``fix`` is what the
+    error tells the user to do about it (the limit is set in different places)."""
     size = file.stat().st_size
     if size > max_bytes:
-        raise DataError(f"{file}: {size:,} bytes, more than the {max_bytes:,} allowed (`max_bytes:` in "
-                        "the registry entry); split the file or raise the limit.")
+        raise DataError(f"{file}: {size:,} bytes, more than the {max_bytes:,} allowed; {fix}.")
     if fmt == "parquet":
         try:
             meta = pq.ParquetFile(file).metadata
@@ -31,7 +35,7 @@ def read_frame(file: Path, fmt: str, max_bytes: int = 8 << 30) -> pd.DataFrame:
             raise DataError(f"{file}: not a readable parquet file ({exc}).") from None
         if meta.num_rows * meta.num_columns * 8 > max_bytes:
             raise DataError(f"{file}: {meta.num_rows:,} rows x {meta.num_columns} columns would take more "
-                            f"than the {max_bytes:,} bytes allowed (`max_bytes:` in the registry entry).")
+                            f"than the {max_bytes:,} bytes allowed; {fix}.")
     if fmt == "csv":
         try:
             # index_col=False: a row with one field too many is an error, not a silent index.

@@ -106,7 +106,7 @@ def read_batch(path: str | Path, layout: BatchLayout, max_bytes: int = MAX_BATCH
         if not layout.feature_names:
             raise DataError(f"batch file {path} is a table, but dataset {layout.dataset!r} holds "
                             f"{layout.describe()}.")
-        x, y = _read_table(path, layout)
+        x, y = _read_table(path, layout, max_bytes)
     elif name.endswith(IMAGE_SUFFIXES):
         if layout.feature_names:
             raise DataError(f"batch file {path} is an array file, but dataset {layout.dataset!r} holds "
@@ -157,12 +157,12 @@ def _read_npz(path: Path, max_bytes: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _read_table(path: Path, layout: BatchLayout):
+def _read_table(path: Path, layout: BatchLayout, max_bytes: int):
     from clustering_dag.core.readers import numeric_matrix, read_frame
 
     fmt = "csv" if path.name.lower().endswith(".csv") else "parquet"
     try:
-        frame = read_frame(path, fmt)
+        frame = read_frame(path, fmt, max_bytes, fix="split it into smaller files")
     except DataError as exc:
         raise DataError(f"batch {exc}") from None
     names = list(layout.feature_names)
