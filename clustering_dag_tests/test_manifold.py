@@ -71,6 +71,7 @@ def test_restarts_in_worker_processes_give_the_same_embedding(monkeypatch):
     assert parallel.meta["chosen_seed"] == here.meta["chosen_seed"]
 
 
+@pytest.mark.slow  # UMAP's first fit in this process: its kernels compile here
 def test_restarts_run_here_when_no_worker_process_starts(monkeypatch):
     from clustering_dag.core import manifold
 
@@ -87,3 +88,31 @@ def test_restarts_run_here_when_no_worker_process_starts(monkeypatch):
     assert embedded.test_x.shape == (60, 2) and len(embedded.meta["restart_agreement"]) == 2
     assert said == ["UMAP restarts run one after another: no worker processes "
                     "(AssertionError: daemonic processes are not allowed to have children)"]
+
+
+def test_a_worker_goes_when_the_process_that_started_it_is_killed(tmp_path):
+    """SIGKILL (or a terminated task) runs no clean-up in the step's process: its UMAP workers
+    must not wait for work for ever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os, sys\n"
+              "from clustering_dag.core import manifold\n"
+              "pool = manifold._pool(1)\n"
+              "print(pool.submit(os.getpid).result(), flush=True)\n"
+              "import time; time.sleep(600)\n")
+    step = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(step.stdout.readline())
+        os.kill(step.pid, signal.SIGKILL)
+        step.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if os.path.exists(f"/proc/{worker}"):  # a zombie is gone as a process, only not reaped
+            assert open(f"/proc/{worker}/stat").read().split()[2] == "Z", "the worker outlived its step"
+    finally:
+        step.kill()

@@ -23,6 +23,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
@@ -63,12 +65,20 @@ def _umap():
     return umap
 
 
-def _start_worker():
+def _start_worker(parent: int):
     """A UMAP worker: TensorFlow kept out (umap imports it only for its parametric UMAP, unused
-    here; that import would cost each worker seconds and a GPU context)."""
+    here; that import would cost each worker seconds and a GPU context), and gone once the
+    process that started it is (killed, or its task terminated), instead of waiting for work."""
     global _in_worker
     _in_worker = True
     sys.modules.setdefault("tensorflow", None)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="exit-with-parent").start()
+
+
+def _exit_with(parent: int, every: float = 1.0):
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def cores() -> int:
@@ -84,7 +94,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             _workers[0].shutdown(wait=False, cancel_futures=True)
         # `spawn`: a fresh interpreter, whatever threads the step's own process runs.
         _workers = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_start_worker), workers)
+                                        initializer=_start_worker, initargs=(os.getpid(),)), workers)
     return _workers[0]
 
 
