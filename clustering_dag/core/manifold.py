@@ -98,27 +98,23 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return _workers[0]
 
 
-def _fit_one(args):
-    return fit_umap(*args)
-
-
 def fit_restarts(train: np.ndarray, test: np.ndarray, config: ManifoldConfig, seeds: list[int],
                  log=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """``fit_umap`` under each of ``seeds``: in worker processes, one per core (at most one per
     seed), where there are several seeds, cores and enough rows; else here, one after another.
     The same arrays either way."""
-    jobs = [(train, test, config, s) for s in seeds]
     workers = min(len(seeds), cores())
     if workers > 1 and len(train) >= PARALLEL_FROM_ROWS and not _in_worker:
+        n = len(seeds)
         try:
-            return list(_pool(workers).map(_fit_one, jobs))
+            return list(_pool(workers).map(fit_umap, [train] * n, [test] * n, [config] * n, seeds))
         except (BrokenProcessPool, OSError, AssertionError) as error:
             # No processes here (a daemonic worker, a sandbox): the same fits, one after another.
             global _workers
             _workers = None
             (log or (lambda _: None))(f"UMAP restarts run one after another: no worker processes "
                                       f"({type(error).__name__}: {error})")
-    return [_fit_one(job) for job in jobs]
+    return [fit_umap(train, test, config, s) for s in seeds]
 
 
 def fit_umap(train: np.ndarray, test: np.ndarray, config: ManifoldConfig, seed: int):
