@@ -60,7 +60,7 @@ def main() -> None:
 
     import numpy as np
 
-    from clustering_dag.core.manifold import cores
+    from clustering_dag.core import cores
 
     with tempfile.TemporaryDirectory() as work:
         start = time.perf_counter()

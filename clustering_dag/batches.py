@@ -47,7 +47,7 @@ from clustering_dag.core.variants import VARIANTS
 from clustering_dag.defs import location
 from clustering_dag.defs.assets.common import image_metadata, table_metadata
 from clustering_dag.defs.assets.scoring import SCORED_WITH
-from clustering_dag.defs.cached import IO_MANAGERS, asset_key, cached_asset
+from clustering_dag.defs.cached import IO_MANAGERS, asset_key, cached_asset, kind_of
 from clustering_dag.defs.partitions import DATASET_KEYS, dataset_partitions
 from clustering_dag.defs.storage import AssetStorage
 from clustering_dag.defs.versioning import unversioned
@@ -64,8 +64,8 @@ SUFFIXES = (".npz", ".gz", ".idx", "-ubyte", ".csv", ".parquet", ".pq")
 
 # What the main location makes and a batch reads: its assets, declared here.
 upstream = list({asset_key(name, v): AssetSpec(asset_key(name, v), partitions_def=dataset_partitions)
-                 .with_io_manager_key(IO_MANAGERS[kind])
-                 for v in VARIANTS for name, kind in SCORED_WITH.items()}.values())
+                 .with_io_manager_key(IO_MANAGERS[kind_of(name)])
+                 for v in VARIANTS for name in SCORED_WITH}.values())
 
 
 def batch_of(context) -> tuple[str, str]:

@@ -25,11 +25,11 @@ from clustering_dag.core.variants import VARIANTS
 def stored(storage, dataset: str, variant: str) -> dict:
     """The stored values a variant scores with, for ``dataset``; a clear error for a missing one."""
     from clustering_dag.defs.assets.scoring import SCORED_WITH
-    from clustering_dag.defs.cached import asset_key
+    from clustering_dag.defs.cached import asset_key, kind_of
 
     values = {}
-    for name, kind in SCORED_WITH.items():
-        key = asset_key(name, variant)
+    for name in SCORED_WITH:
+        key, kind = asset_key(name, variant), kind_of(name)
         if not (path := storage.path(key, dataset, kind)).exists():
             raise storage.not_stored(key, dataset, path)
         values[name] = storage.load(key, dataset, kind)
@@ -48,6 +48,7 @@ def score_with_stored(path: Path, dataset: str, variants: list[str], storage=Non
         read_batch,
         score_batch,
     )
+    from clustering_dag.defs.assets.scoring import MODELS
     from clustering_dag.defs.storage import AssetStorage
 
     storage = storage or AssetStorage()
@@ -58,8 +59,7 @@ def score_with_stored(path: Path, dataset: str, variants: list[str], storage=Non
     summary["read_seconds"] = round(time.perf_counter() - start, 3)
     for variant, values in stored_values.items():
         start = time.perf_counter()
-        models = StoredModels.of(values["kmeans_original"], values["kmeans_reconstructed"],
-                                 values["kmeans_latent"], values["trained_vae"], values["refined_classifier"])
+        models = StoredModels.of(**{name: values[name] for name in MODELS})
         frame = score_batch(batch, models, values["test_scores"])
         shares = drift_shares(frame)
         looks_alike, verdict = drift_verdict(shares)

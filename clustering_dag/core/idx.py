@@ -15,7 +15,7 @@ import numpy as np
 
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.datasets import FILES, DatasetSpec
-from clustering_dag.core.errors import DataError
+from clustering_dag.core.errors import MAX_FILE_BYTES, DataError
 
 # IDX type codes -> big-endian NumPy dtypes.
 _IDX_DTYPES = {
@@ -29,9 +29,6 @@ _IDX_DTYPES = {
 _DTYPE_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
 
 
-# An IDX file's data may be at most this large (its header is checked before anything is read):
-# a small .gz cannot make the reader allocate more than its header promises, nor more than this.
-MAX_IDX_BYTES = 8 << 30
 
 
 def _open(path: Path):
@@ -63,7 +60,7 @@ def _read_exactly(stream, n: int, path: Path) -> bytes:
         ) from None
 
 
-def read_idx(path: str | Path, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+def read_idx(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> np.ndarray:
     """Read one IDX file (optionally ``.gz``) into a native-endian array, validating the header
     before the data: at most what the header promises (and ``max_bytes``) is ever read or held."""
     path = Path(path)

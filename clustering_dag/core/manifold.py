@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clustering_dag.core import cores
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.configs import ManifoldConfig
 from clustering_dag.core.errors import DataError
@@ -79,11 +80,6 @@ def _exit_with(parent: int, every: float = 1.0):
     while os.getppid() == parent:
         time.sleep(every)
     os._exit(1)
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:

@@ -16,12 +16,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clustering_dag.core.errors import DataError
+from clustering_dag.core.errors import MAX_FILE_BYTES, DataError
 
 REGISTRY_LIMIT = "split the file or raise `max_bytes:` in its registry entry"
 
 
-def read_frame(file: Path, fmt: str, max_bytes: int = 8 << 30, fix: str = REGISTRY_LIMIT) -> pd.DataFrame:
+def read_frame(file: Path, fmt: str, max_bytes: int = MAX_FILE_BYTES,
+               fix: str = REGISTRY_LIMIT) -> pd.DataFrame:
     """The CSV or parquet table ``file``, refused before it is read where it would take more than
     ``max_bytes`` (on disk, or as its footer's rows x columns of float64); ``fix`` is what the
     error tells the user to do about it (the limit is set in different places)."""

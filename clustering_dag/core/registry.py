@@ -21,7 +21,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from clustering_dag.core.errors import DataError
+from clustering_dag.core.errors import MAX_FILE_BYTES, DataError
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -56,7 +56,7 @@ class UserDataset(BaseModel):
     rows: int | None = Field(
         default=None, ge=1, description="Expected number of rows (train + test): catches a truncated file.")
     max_bytes: int = Field(
-        default=8 << 30, ge=1,
+        default=MAX_FILE_BYTES, ge=1,
         description="The most the file may hold, on disk and as its arrays (a parquet file's rows x "
                     "columns x 8 bytes, an .npz member's declared size): larger is refused before it "
                     "is read.")

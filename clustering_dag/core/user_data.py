@@ -60,7 +60,7 @@ def _read_table(file: Path, fmt: str, spec: UserDataset):
     return x, y, split, [str(c) for c in columns]
 
 
-def _read_npz(file: Path, max_bytes: int = 8 << 30):
+def _read_npz(file: Path, max_bytes: int):
     """``x`` [+ ``y``] (split here), or ``train_x``, ``test_x`` [+ ``train_y``, ``test_y``]."""
     arrays = read_npz_members(file, max_bytes)
     keys = set(arrays)

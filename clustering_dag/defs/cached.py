@@ -15,8 +15,10 @@ parameters are ``context``, ``config``, its inputs (named as the assets they are
 
 import functools
 import hashlib
+import importlib
 import inspect
 import json
+import pkgutil
 import warnings
 from collections.abc import Callable
 
@@ -29,6 +31,7 @@ from dagster import (
     ConfigurableResource,
     DataVersion,
     Output,
+    PreviewWarning,
     asset,
 )
 
@@ -43,6 +46,20 @@ from clustering_dag.defs.versioning import source_version
 SHARED = frozenset({"raw_dataset", "noisy_test_set", "original_representation", "kmeans_original",
                     "tsne_original"})
 IO_MANAGERS = {"parquet": "parquet_io_manager", "model": "model_io_manager", "png": "figure_io_manager"}
+_KINDS: dict[str, str] = {}  # each cached asset's storage kind, by name, as its declaration says
+
+
+def kind_of(name: str) -> str:
+    """The kind of file asset ``name`` is stored as (``parquet``, ``model``, ``png``): what its
+    :func:`cached_asset` declaration says (the asset modules are imported to read it)."""
+    if name not in _KINDS:
+        import clustering_dag.defs.assets as package
+
+        with warnings.catch_warnings():  # as the definitions' own loading of these modules does
+            warnings.simplefilter("ignore", PreviewWarning)
+            for module in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{package.__name__}.{module.name}")
+    return _KINDS[name]
 
 
 def asset_key(name: str, variant: str | None = None) -> AssetKey:
@@ -90,6 +107,7 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
             parameters.append(inspect.Parameter("asset_storage", inspect.Parameter.KEYWORD_ONLY,
                                                 annotation=AssetStorage))
         version = source_version(fn, runs)
+        _KINDS[fn.__name__] = kind
 
         def build(variant: str | None):
             @functools.wraps(fn)

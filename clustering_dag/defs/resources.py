@@ -1,8 +1,6 @@
 """Resources: where datasets come from, and which device trains the model."""
 
-
 import hashlib
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -99,6 +97,7 @@ class Accelerator(ConfigurableResource):
 
     def select(self, log=None) -> str:
         """Configure TensorFlow and return the device string to train on (``/GPU:0``, ``/CPU:0``)."""
+        from clustering_dag.core import cores
         from clustering_dag.core.tf_env import keras, tf
 
         gpus = tf.config.list_physical_devices("GPU")
@@ -117,7 +116,7 @@ class Accelerator(ConfigurableResource):
             policy = "mixed_float16" if self.mixed_precision else "float32"
             name, what = "/GPU:0", f"GPU {gpus[0].name} ({len(gpus)} visible), policy {policy}"
         else:
-            threads = self.cpu_threads or os.cpu_count() or 1
+            threads = self.cpu_threads or cores()
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(threads)
                 tf.config.threading.set_inter_op_parallelism_threads(2)

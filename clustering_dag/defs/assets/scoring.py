@@ -11,10 +11,10 @@ from clustering_dag.defs.partitions import dataset_partitions
 from clustering_dag.defs.versioning import unversioned
 
 # What a batch is scored with: the stored value of each of these assets for its dataset (the
-# variant's, where the asset is per variant), and the kind of file that holds it.
-SCORED_WITH = {"raw_dataset": "parquet", "kmeans_original": "parquet", "kmeans_reconstructed": "parquet",
-               "kmeans_latent": "parquet", "trained_vae": "model", "refined_classifier": "model",
-               "test_scores": "parquet"}
+# variant's, where the asset is per variant): its layout, the models (the parameters of
+# `StoredModels.of`), the test split's scores.
+MODELS = ("kmeans_original", "kmeans_reconstructed", "kmeans_latent", "trained_vae", "refined_classifier")
+SCORED_WITH = ("raw_dataset", *MODELS, "test_scores")
 
 
 @cached_asset(per_variant=True, group="scoring")
