@@ -139,7 +139,12 @@ def embed(codes: Splits, config: ManifoldConfig, n_clusters: int | None = None, 
     """The UMAP embedding of ``codes``: fitted on (a seeded sample of) the training split, the
     test split transformed by it; of ``config.restarts`` fits, the one whose ``n_clusters``
     k-means clusters (default: the dataset's) agree most with the others'. The result's training
-    split is the fit sample, labels kept; its metadata lists each restart's seed and agreement."""
+    split is the fit sample, labels kept; its metadata lists each restart's seed and agreement.
+
+    Called from a script of your own, keep its work under ``if __name__ == "__main__":`` (as for
+    any code that starts processes): each worker process imports the script that started it, and
+    would otherwise run its top level again before failing, and the fits would then run in this
+    process."""
     from sklearn.cluster import KMeans
 
     if not (np.isfinite(codes.train_x).all() and np.isfinite(codes.test_x).all()):
