@@ -22,7 +22,7 @@ class TsneConfig(Config):
     max_iter: int = Field(default=500, ge=250)
     pca_dims: int = Field(default=50, ge=2, description="PCA before t-SNE for wide spaces.")
     max_points: int | None = Field(
-        default=5000, ge=100, description="Embed a seeded sample of N test points, stratified by label, "
+        default=3000, ge=100, description="Embed a seeded sample of N test points, stratified by label, "
                                           "when there are more (None = every test point).")
     seed: int = DEFAULT_SEED
 
