@@ -29,8 +29,6 @@ _IDX_DTYPES = {
 _DTYPE_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
 
 
-
-
 def _open(path: Path):
     """The file's bytes as a stream: decompressed on the fly for ``.gz``."""
     try:
