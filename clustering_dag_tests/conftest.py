@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -65,6 +66,20 @@ def write_fake_dataset(folder: Path, n_train: int = 30, n_test: int = 10, seed: 
     for name, arr in arrays.items():
         write_idx(folder / name, arr)
     return arrays
+
+
+def brief_small_profile(folder: Path) -> Path:
+    """The small profile's batches with a tenth of its epochs, as a run-config file in ``folder``:
+    for the tests that check what a run on a user's table makes (every asset, no label read), not
+    how far training gets."""
+    from clustering_dag.profiles import small
+
+    config = small()
+    for op in config["ops"].values():
+        op["config"]["epochs"] //= 10
+    path = folder / "brief_small.yaml"
+    path.write_text(json.dumps(config))  # YAML reads JSON
+    return path
 
 
 def initialized_dagster_home(folder: Path) -> Path:

@@ -3,10 +3,10 @@ with its data lost, PostgreSQL restarted, a worker that stops answering (with a 
 the watch's settings), the disk full during a write, two runs of the same partition at once.
 
 The Celery faults run ``celery_smoke_run`` at the quick profile's settings (the `paper` chain up to
-``paper__manifold_representation``:
-the dataset, the `paper` VAE, its codes and the UMAP stage, whose first call in a worker compiles
-numba's kernels for tens of seconds: the window the fault hits). Each prints what it saw as JSON,
-the numbers of README "Failure modes"."""
+``paper__manifold_representation``: the dataset, the `paper` VAE and its codes, reused from the
+shared cold run, and the UMAP stage, whose first call in a worker compiles numba's kernels for
+tens of seconds: the window the fault hits). Each prints what it saw as JSON, the numbers of
+README "Failure modes"."""
 
 from __future__ import annotations
 
@@ -61,7 +61,11 @@ def chain_config(cluster: CeleryCluster, lost_after: float, watched_worker_yaml:
     return celery_yaml, run_yaml
 
 
-def start_chain(cluster: CeleryCluster, lost_after: float, **how) -> subprocess.Popen:
+def start_chain(cluster: CeleryCluster, graph, lost_after: float, **how) -> subprocess.Popen:
+    """The chain's run, its steps before the UMAP stage reused from the shared cold run (the same
+    settings): the faults hit the UMAP stage, the steps before it are another test's."""
+    cluster.seed_cache(graph, ["raw_dataset", "noisy_test_set", "paper/trained_vae",
+                               "paper/latent_representation"])
     celery_yaml, run_yaml = chain_config(cluster, lost_after, **how)
     cluster.start_worker("vae", VAE_QUEUE)
     cluster.start_worker("default", DEFAULT_QUEUE)
@@ -125,11 +129,11 @@ def chain_is_whole(cluster: CeleryCluster) -> None:
 
 
 @pytest.mark.slow
-def test_broker_restarted_with_its_data_lost_mid_run(cluster):
+def test_broker_restarted_with_its_data_lost_mid_run(cluster, quick_graph):
     """Redis stops for 3 s and comes back empty while the UMAP step runs: its state, the queued
     tasks and the results are gone. The run either goes on or fails in bounded time saying what
     happened; re-execution then completes."""
-    run = start_chain(cluster, lost_after=15)
+    run = start_chain(cluster, quick_graph, lost_after=15)
     wait_until_running(cluster, run)
     restarted = time.monotonic()
     restart_redis(cluster.broker, down_seconds=3)
@@ -156,10 +160,10 @@ def test_broker_restarted_with_its_data_lost_mid_run(cluster):
 
 
 @pytest.mark.slow
-def test_postgres_restarted_mid_run(cluster, postgres_url):
+def test_postgres_restarted_mid_run(cluster, quick_graph, postgres_url):
     """PostgreSQL (runs, events) restarts while the UMAP step runs: every connection is cut. The
     run must end, never stay STARTED, and its assets be whole."""
-    run = start_chain(cluster, lost_after=15)
+    run = start_chain(cluster, quick_graph, lost_after=15)
     wait_until_running(cluster, run)
     restarted = time.monotonic()
     restart_postgres(postgres_url)
@@ -177,14 +181,14 @@ def test_postgres_restarted_mid_run(cluster, postgres_url):
 
 
 @pytest.mark.slow
-def test_a_worker_that_stops_answering_is_lost_and_its_task_terminated(cluster):
+def test_a_worker_that_stops_answering_is_lost_and_its_task_terminated(cluster, quick_graph):
     """The workers' YAML lacks the watch's settings (no `task_track_started`, prefetch on); the
     worker running the UMAP step freezes (SIGSTOP: a hung host, a network partition). The step
     fails as lost in bounded time; when the worker wakes it terminates the step instead of
     finishing it beside its re-execution; re-execution completes and reuses what had finished."""
     from dagster_celery.make_app import make_app
 
-    run = start_chain(cluster, lost_after=10, watched_worker_yaml=False)
+    run = start_chain(cluster, quick_graph, lost_after=10, watched_worker_yaml=False)
     wait_until_running(cluster, run)
     # `dagster-celery worker start` runs `celery worker` as its child: freeze that main process (it
     # answers the remote control); its pool process runs the step on.

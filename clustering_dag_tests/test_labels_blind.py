@@ -14,7 +14,7 @@ from sklearn.datasets import load_wine
 
 from clustering_dag.core.variants import SPACES, VARIANTS
 from clustering_dag.settings import PROJECT_ROOT
-from clustering_dag_tests.conftest import initialized_dagster_home
+from clustering_dag_tests.conftest import brief_small_profile, initialized_dagster_home
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -36,7 +36,7 @@ def test_permuted_labels_give_identical_cluster_assignments(tmp_path):
     select = ",".join(f"*{v}/clustering_metrics" for v in VARIANTS)
     procs = [subprocess.Popen(
         [DAGSTER, "asset", "materialize", "-m", "clustering_dag.definitions", "--select", select,
-         "--partition", p, "-c", str(PROJECT_ROOT / "clustering_dag" / "profiles" / "small.yaml")],
+         "--partition", p, "-c", str(brief_small_profile(tmp_path))],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for p in ("wine", "shuffled")]
     for proc in procs:

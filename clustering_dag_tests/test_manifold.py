@@ -116,3 +116,41 @@ def test_a_worker_goes_when_the_process_that_started_it_is_killed(tmp_path):
             assert open(f"/proc/{worker}/stat").read().split()[2] == "Z", "the worker outlived its step"
     finally:
         step.kill()
+
+
+FIT_ONCE = """
+import numpy as np
+from clustering_dag.core.configs import ManifoldConfig
+from clustering_dag.core.manifold import fit_umap
+rng = np.random.default_rng(0)
+fit_umap(rng.normal(size=(300, 5)).astype(np.float32), rng.normal(size=(50, 5)).astype(np.float32),
+         ManifoldConfig(n_epochs=20), seed=0)
+"""
+
+
+@pytest.mark.slow
+def test_a_new_process_loads_the_umap_kernels_the_first_one_compiled(tmp_path):
+    """umap compiles most of its numba kernels without numba's on-disk cache: the stage switches
+    it on, so the kernels a process's first fit compiles are saved and the next process loads
+    them (numba's cache log says which), UMAP's own and the nearest-neighbour search's."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_DEBUG_CACHE": "1"}
+
+    def fit_in_a_new_process() -> tuple[set[str], set[str]]:
+        run = subprocess.run([sys.executable, "-c", FIT_ONCE], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        kernels = {how: set(re.findall(rf"data {how} (?:to|from) '.*?/([\w.]+)-\d+\.py", run.stdout))
+                   for how in ("saved", "loaded")}
+        return kernels["saved"], kernels["loaded"]
+
+    kernels = {"umap_.smooth_knn_dist", "umap_.compute_membership_strengths", "utils.fast_knn_indices",
+               "layouts._optimize_layout_euclidean_single_epoch"}  # compiled without a cache by umap
+    saved, loaded = fit_in_a_new_process()
+    assert kernels <= saved and not loaded
+    saved_again, loaded = fit_in_a_new_process()
+    assert saved_again == set() and kernels <= loaded  # nothing compiled again

@@ -23,7 +23,7 @@ from clustering_dag.core.user_data import load_user_dataset
 from clustering_dag.core.variants import SPACES, VARIANTS
 from clustering_dag.profiles import small
 from clustering_dag.settings import PROJECT_ROOT
-from clustering_dag_tests.conftest import initialized_dagster_home
+from clustering_dag_tests.conftest import brief_small_profile, initialized_dagster_home
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -329,7 +329,7 @@ def test_whole_graph_runs_on_a_labelled_table_and_on_unlabelled_images(tmp_path,
            "CLUSTERING_DAG_DATASETS": str(tmp_path / "datasets.yaml")}
     procs = {p: subprocess.Popen(
         [DAGSTER, "asset", "materialize", "-m", "clustering_dag.definitions", "--select", "*",
-         "--partition", p, "-c", str(PROJECT_ROOT / "clustering_dag" / "profiles" / "small.yaml")],
+         "--partition", p, "-c", str(brief_small_profile(tmp_path))],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for p in ("wine", "digits")}
     for proc in procs.values():

@@ -11,11 +11,12 @@ the consensus choice, made without the labels. The fitted UMAP is not stored (on
 store it): the stage's value is the embedding of the fit sample and of every test row, as arrays.
 
 The restarts run side by side, one worker process per core (seeded UMAP uses one thread, so one
-process alone leaves the other cores idle). The workers outlive the step: the first UMAP fit of a
-process compiles numba kernels that no on-disk cache keeps (pynndescent's nearest-neighbour
-search: about a minute on a 2-core host, against 1.5 s once compiled), so a run pays that once per
-worker, not once per variant. Each restart is seeded, so the result is the same in a worker as in
-the step's own process.
+process alone leaves the other cores idle). The workers outlive the step, and the numba kernels
+UMAP and its nearest-neighbour search compile on their first call are kept on disk
+(``keep_kernels_on_disk``): a process after the first loads them instead of compiling them again
+(on a 2-core host the first fit of a process took 164 s at the stage's defaults with nothing on
+disk, 35 s with the kernels on disk, 15 s once loaded; benchmarks/umap_kernel_cache.py). Each
+restart is seeded, so the result is the same in a worker as in the step's own process.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ from clustering_dag.core.arrays import Splits
 from clustering_dag.core.configs import ManifoldConfig
 from clustering_dag.core.errors import DataError
 
-# Where numba keeps the machine code it compiles for UMAP and its nearest-neighbour search, so a
-# new process loads it instead of compiling again (unless NUMBA_CACHE_DIR says otherwise).
-NUMBA_CACHE = Path.home() / ".cache" / "clustering_dag" / "numba"
+# The packages whose numba kernels are kept on disk, by their distribution names.
+KERNEL_PACKAGES = {"umap": "umap-learn", "pynndescent": "pynndescent", "numba": "numba"}
 # Below this many fit rows UMAP finds neighbours exactly (no nearest-neighbour search to compile)
 # and a fit takes about a second: starting worker processes would cost more than it saves.
 PARALLEL_FROM_ROWS = 4096
 _workers: tuple[ProcessPoolExecutor, int] | None = None  # the pool and its size
 _in_worker = False
+_kernels_kept = False  # keep_kernels_on_disk has run in this process
 
 
 def fit_sample(n: int, config: ManifoldConfig) -> np.ndarray:
@@ -55,14 +56,54 @@ def fit_sample(n: int, config: ManifoldConfig) -> np.ndarray:
     return np.sort(np.random.default_rng(config.seed).choice(n, config.fit_rows, replace=False))
 
 
+def kernel_cache_dir() -> Path:
+    """Where numba keeps the machine code it compiles for UMAP and its nearest-neighbour search
+    (unless NUMBA_CACHE_DIR says otherwise): a folder per version of umap, pynndescent and numba,
+    since numba checks a cached kernel against its own source file only, not against the
+    kernels of another file it calls."""
+    from importlib.metadata import version
+
+    versions = "-".join(f"{name}{version(dist)}" for name, dist in KERNEL_PACKAGES.items())
+    return Path.home() / ".cache" / "clustering_dag" / "numba" / versions
+
+
+def keep_kernels_on_disk() -> int:
+    """Switch numba's on-disk cache on for the kernels of umap and pynndescent that are compiled
+    without it (most of them: each process would compile them on its first UMAP fit, tens of
+    seconds, minutes on a slow host); before their first call, so their first compilation is
+    saved. A kernel that cannot be saved (pynndescent's ``nn_descent`` holds dynamic globals) is
+    compiled as before, without numba's warning about it. Returns how many were switched."""
+    import warnings
+
+    from numba.core.caching import NullCache
+    from numba.core.errors import NumbaWarning
+    from numba.core.registry import CPUDispatcher
+
+    warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=NumbaWarning)
+    switched = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in ("umap", "pynndescent"):
+            continue
+        for kernel in list(vars(module).values()):
+            if (isinstance(kernel, CPUDispatcher) and isinstance(getattr(kernel, "_cache", None), NullCache)
+                    and "<locals>" not in kernel.py_func.__qualname__):  # a module's own function
+                kernel.enable_caching()
+                switched += 1
+    return switched
+
+
 def _umap():
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(NUMBA_CACHE))
+    global _kernels_kept
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(kernel_cache_dir()))  # read when numba loads
     if not _in_worker:
         # umap imports TensorFlow (for its parametric UMAP): load it the project's way first
         # (Keras 2, no CUDA probing noise on a machine without a GPU).
         import clustering_dag.core.tf_env  # noqa: F401, I001
     import umap
 
+    if not _kernels_kept:
+        keep_kernels_on_disk()
+        _kernels_kept = True
     return umap
 
 
