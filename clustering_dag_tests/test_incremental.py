@@ -25,7 +25,7 @@ KMEANS_LATENT = AssetKey(["paper", "kmeans_latent"])
 
 
 # What the change tests below re-run: every asset but the `dae` variant's (whose steps are the same
-# code as the others'; the warm run above covers the whole graph).
+# code as the others'; the warm-run test covers the whole graph).
 CHANGE_RUNS = AssetSelection.all() - AssetSelection.key_prefixes(["dae"])
 
 

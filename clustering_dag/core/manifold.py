@@ -14,8 +14,8 @@ The restarts run side by side, one worker process per core (seeded UMAP uses one
 process alone leaves the other cores idle). The workers outlive the step, and the numba kernels
 UMAP and its nearest-neighbour search compile on their first call are kept on disk
 (``keep_kernels_on_disk``): a process after the first loads them instead of compiling them again
-(on a 2-core host the first fit of a process took 164 s at the stage's defaults with nothing on
-disk, 35 s with the kernels on disk, 15 s once loaded; benchmarks/umap_kernel_cache.py). Each
+(on a 2-core host the first fit of a process took 219.7 s at the stage's defaults with nothing
+on disk, 57.3 s with the kernels on disk, 26.7 s once loaded; benchmarks/umap_kernel_cache.py). Each
 restart is seeded, so the result is the same in a worker as in the step's own process.
 """
 
