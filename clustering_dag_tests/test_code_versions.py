@@ -165,9 +165,10 @@ def run_edited_copy(graph, tmp_path, module: str, change) -> dict[str, bool]:
         "from dagster import AssetKey, materialize\n"
         "from clustering_dag.definitions import all_assets, resources\n"
         "from clustering_dag.profiles import quick\n"
-        f"keys = [AssetKey.from_user_string(k) for k in {sorted(in_run(GRAPH_KEYS))!r}]\n"
-        "r = materialize(all_assets, selection=keys, partition_key='mnist', run_config=quick(),\n"
-        "                resources=resources)\n"
+        f"keys = {sorted(in_run(GRAPH_KEYS))!r}\n"
+        "ops = {op: c for op, c in quick()['ops'].items() if op.replace('__', '/') in keys}\n"
+        "r = materialize(all_assets, selection=[AssetKey.from_user_string(k) for k in keys],\n"
+        "                partition_key='mnist', run_config={'ops': ops}, resources=resources)\n"
         "print(json.dumps({e.asset_key.to_user_string(): e.materialization.metadata['reused'].value\n"
         "                  for e in r.get_asset_materialization_events()}))\n")
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path / "src", capture_output=True,
