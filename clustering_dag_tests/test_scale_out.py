@@ -42,21 +42,17 @@ def test_both_partitions_in_parallel_processes(tmp_path, data_dir):
 
 
 def test_multiprocess_executor_runs_the_quick_graph(graph_copy, tmp_path, data_dir):
-    """The datasets' steps and the `paper` variant's (the other variants' steps are the same code
-    under other settings), each in a process of its own."""
     env = {**os.environ, "DAGSTER_HOME": str(graph_copy.home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
            "CLUSTERING_DAG_CACHE_DIR": str(graph_copy.cache)}
-    ran = [e.step_key for e in graph_copy.result.all_events if e.event_type_value == "STEP_SUCCESS"]
-    selected = sorted(s for s in ran if s.split("__")[0] not in {"dae", "elbo"})
     config = tmp_path / "quick.yaml"
-    config.write_text(yaml.safe_dump({"ops": {k: v for k, v in quick()["ops"].items() if k in selected}}))
+    config.write_text(yaml.safe_dump(quick()))
     proc = subprocess.run(
         [DAGSTER, "job", "execute", "-m", "clustering_dag.definitions", "-j", "parallel_quick_run",
-         "-o", ",".join(selected), "--tags", '{"dagster/partition": "mnist"}', "-c", str(config)],
+         "--tags", '{"dagster/partition": "mnist"}', "-c", str(config)],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1200)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "Executing steps using multiprocess executor" in log
     assert "RUN_SUCCESS" in log
-    assert len(selected) >= 30 and log.count("STEP_WORKER_STARTING") == len(selected)  # a process per step
+    assert log.count("STEP_WORKER_STARTING") >= 30  # a process per step
     assert (graph_copy.cache / "paper" / "paper_comparison" / "mnist.parquet").is_file()
