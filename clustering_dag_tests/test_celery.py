@@ -25,11 +25,11 @@ import yaml
 from clustering_dag.core.variants import VARIANTS
 from clustering_dag.definitions import all_assets
 from clustering_dag.defs.executors import DEFAULT_QUEUE, VAE_QUEUE
-from clustering_dag.profiles import quick
 from clustering_dag.settings import PROJECT_ROOT
+from clustering_dag_tests.conftest import graph_config
 from clustering_dag_tests.services import PG_URL_VARIABLE, postgres_dagster_home, redis_server
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.services
 
 BIN = Path(sys.executable).parent
 HOST = socket.gethostname()
@@ -60,7 +60,7 @@ class CeleryCluster:
         how long a lost worker is waited for."""
         celery_yaml = self.folder / "celery.yaml"  # as shipped: the broker's URL is in self.env
         celery_yaml.write_text((PROJECT_ROOT / "clustering_dag/deploy/celery.yaml").read_text())
-        run = {**quick(),
+        run = {**graph_config(),
                "resources": {"asset_storage": {"config": {"base_path": str(self.cache)}}},
                "execution": {"config": {"worker_lost_after": worker_lost_after}}}
         run_yaml = self.folder / "run.yaml"
@@ -175,17 +175,17 @@ def data_versions(records) -> dict[tuple, str]:
     return keyed(r.dagster_event for r in events(records, "ASSET_MATERIALIZATION"))
 
 
-def in_process_versions(quick_graph) -> dict[tuple, str]:
-    return keyed(quick_graph.result.get_asset_materialization_events())
+def in_process_versions(shared_graph) -> dict[tuple, str]:
+    return keyed(shared_graph.result.get_asset_materialization_events())
 
 
-def test_workers_run_the_graph_a_lost_worker_fails_it_and_reexecution_finishes_it(cluster, quick_graph):
+def test_workers_run_the_graph_a_lost_worker_fails_it_and_reexecution_finishes_it(cluster, shared_graph):
     """The whole graph through the workers: a SIGKILLed worker fails the run in bounded time with a
     message saying so, re-execution from failure runs only what had not finished, and both runs
     together ran every step on its queue and made every asset with the in-process run's cache key."""
     from dagster import DagsterInstance
 
-    cluster.seed_cache(quick_graph, ["dae", "elbo", "figures/dae", "figures/elbo"])  # `paper` computes
+    cluster.seed_cache(shared_graph, ["dae", "elbo", "figures/dae", "figures/elbo"])  # `paper` computes
     celery_yaml, run_yaml = cluster.write_config(worker_lost_after=10)
     cluster.start_worker("vae", VAE_QUEUE)
     cluster.start_worker("default", DEFAULT_QUEUE)
@@ -234,7 +234,7 @@ def test_workers_run_the_graph_a_lost_worker_fails_it_and_reexecution_finishes_i
     assert second.parent_run_id == first.run_id and second.is_success
     executed = set(workers_of(records2))
     assert victim in executed and not executed & finished  # nothing that had finished ran again
-    assert finished | executed == set(in_process_steps(quick_graph))
+    assert finished | executed == set(in_process_steps(shared_graph))
 
     # Every step ran in a worker, on its queue: training on the `vae` worker, the rest on the other.
     where = {**workers_of(records), **workers_of(records2)}
@@ -243,25 +243,25 @@ def test_workers_run_the_graph_a_lost_worker_fails_it_and_reexecution_finishes_i
     assert {s for s, w in where.items() if w == VAE_WORKER} == training
     assert {w for s, w in where.items() if s not in training} == {DEFAULT_WORKER}
     # Both runs together made every asset, with the cache keys of the in-process run.
-    assert {**data_versions(records), **data_versions(records2)} == in_process_versions(quick_graph)
+    assert {**data_versions(records), **data_versions(records2)} == in_process_versions(shared_graph)
     assert (cluster.cache / "paper" / "paper_comparison" / "mnist.parquet").is_file()
     print(json.dumps({"killed_during": victim, "seconds_from_kill_to_run_failure": round(waited, 1),
                       "failed": {s: m[:100] for s, m in failures.items()},
                       "finished_before_kill": len(finished), "reexecuted": sorted(executed),
                       "reexecution_seconds": round(rerun_seconds, 1),
                       "celery_seconds_both_runs": round(time.perf_counter() - start, 1),
-                      "in_process_run_seconds": round(run_seconds(quick_graph), 1),
+                      "in_process_run_seconds": round(run_seconds(shared_graph), 1),
                       "workers": {w: sorted(s for s in where if where[s] == w)
                                   for w in set(where.values())}}))
 
 
-def run_seconds(quick_graph) -> float:
+def run_seconds(shared_graph) -> float:
     from dagster import DagsterInstance
 
-    with DagsterInstance.from_config(str(quick_graph.home)) as instance:
-        stats = instance.get_run_stats(quick_graph.result.run_id)
+    with DagsterInstance.from_config(str(shared_graph.home)) as instance:
+        stats = instance.get_run_stats(shared_graph.result.run_id)
     return stats.end_time - stats.launch_time if stats.launch_time else stats.end_time - stats.start_time
 
 
-def in_process_steps(quick_graph) -> list[str]:
-    return [e.step_key for e in quick_graph.result.all_events if e.event_type_value == "STEP_SUCCESS"]
+def in_process_steps(shared_graph) -> list[str]:
+    return [e.step_key for e in shared_graph.result.all_events if e.event_type_value == "STEP_SUCCESS"]

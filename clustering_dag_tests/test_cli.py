@@ -15,7 +15,7 @@ import pytest
 
 from clustering_dag.definitions import defs
 from clustering_dag.settings import PROJECT_ROOT
-from clustering_dag_tests.conftest import initialized_dagster_home
+from clustering_dag_tests.conftest import GRAPH_PROFILE, initialized_dagster_home
 
 BIN = Path(sys.executable).parent
 HEAVY = ("tensorflow", "sklearn", "matplotlib", "pandas", "pyarrow", "numpy", "scipy", "h5py")
@@ -88,9 +88,9 @@ def test_steps_that_need_no_tensorflow_never_import_it(graph_copy):
     cold = ("import sys, json\n"
             "from dagster import materialize\n"
             "from clustering_dag.definitions import all_assets, resources\n"
-            "from clustering_dag.profiles import quick\n"
+            "from clustering_dag.profiles import PROFILES\n"
             "sel = ['raw_dataset', 'noisy_test_set', 'original_representation', 'kmeans_original']\n"
-            "cfg = {'ops': {k: v for k, v in quick()['ops'].items()\n"
+            f"cfg = {{'ops': {{k: v for k, v in PROFILES[{GRAPH_PROFILE!r}]()['ops'].items()\n"
             "               if k in ('raw_dataset', 'kmeans_original')}}\n"
             "r = materialize(all_assets, selection=sel, partition_key='fashion_mnist', run_config=cfg,\n"
             "                resources=resources)\n"
@@ -101,8 +101,9 @@ def test_steps_that_need_no_tensorflow_never_import_it(graph_copy):
     warm = ("import sys\n"
             "from dagster import materialize\n"
             "from clustering_dag.definitions import all_assets, resources\n"
-            "from clustering_dag.profiles import quick\n"
-            "r = materialize(all_assets, partition_key='mnist', run_config=quick(), resources=resources)\n"
+            "from clustering_dag.profiles import PROFILES\n"
+            f"r = materialize(all_assets, partition_key='mnist', run_config=PROFILES[{GRAPH_PROFILE!r}](),\n"
+            "                resources=resources)\n"
             "assert r.success\n"
             "assert all(e.materialization.metadata['reused'].value\n"
             "           for e in r.get_asset_materialization_events())\n"

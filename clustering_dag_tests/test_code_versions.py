@@ -17,6 +17,7 @@ from clustering_dag.core.variants import VARIANTS
 from clustering_dag.definitions import defs
 from clustering_dag.defs.resources import Accelerator, DatasetSource
 from clustering_dag.defs.versioning import PACKAGE_DIR, SourceVersions
+from clustering_dag_tests.conftest import GRAPH_PROFILE
 
 GRAPH = defs.resolve_asset_graph()
 GRAPH_KEYS = {k.to_user_string() for k in GRAPH.materializable_asset_keys}
@@ -151,7 +152,7 @@ def in_run(keys: set[str]) -> set[str]:
 
 
 def run_edited_copy(graph, tmp_path, module: str, change) -> dict[str, bool]:
-    """Copy the package, apply ``change`` to ``core/<module>.py``, and materialize the quick graph
+    """Copy the package, apply ``change`` to ``core/<module>.py``, and materialize the shared graph
     (the assets ``in_run``) with the copy in a fresh process against a copy of the shared cache:
     what was reused?"""
     shutil.copytree(PACKAGE_DIR, tmp_path / "src" / "clustering_dag",
@@ -164,9 +165,10 @@ def run_edited_copy(graph, tmp_path, module: str, change) -> dict[str, bool]:
         f"assert clustering_dag.__file__.startswith({str(tmp_path)!r}), clustering_dag.__file__\n"
         "from dagster import AssetKey, materialize\n"
         "from clustering_dag.definitions import all_assets, resources\n"
-        "from clustering_dag.profiles import quick\n"
+        "from clustering_dag.profiles import PROFILES\n"
         f"keys = {sorted(in_run(GRAPH_KEYS))!r}\n"
-        "ops = {op: c for op, c in quick()['ops'].items() if op.replace('__', '/') in keys}\n"
+        f"ops = {{op: c for op, c in PROFILES[{GRAPH_PROFILE!r}]()['ops'].items()\n"
+        "       if op.replace('__', '/') in keys}\n"
         "r = materialize(all_assets, selection=[AssetKey.from_user_string(k) for k in keys],\n"
         "                partition_key='mnist', run_config={'ops': ops}, resources=resources)\n"
         "print(json.dumps({e.asset_key.to_user_string(): e.materialization.metadata['reused'].value\n"

@@ -105,7 +105,7 @@ def test_collapse_diagnosis_says_what_happened_and_what_to_try():
 # --- slow: real training -------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.quality
 def test_old_recipe_collapses_on_a_clustered_table_and_the_new_one_does_not(tmp_path):
     from clustering_dag.core.vae import train_vae
 
@@ -128,7 +128,7 @@ def test_old_recipe_collapses_on_a_clustered_table_and_the_new_one_does_not(tmp_
     assert last["loss"] == pytest.approx(last["reconstruction"] + last["kl"], rel=1e-4, abs=1e-3)
 
 
-@pytest.mark.slow
+@pytest.mark.quality
 def test_elbo_latent_on_digits_uses_every_cluster_and_nears_the_raw_features(tmp_path):
     from clustering_dag.core.vae import train_vae
 
@@ -143,7 +143,7 @@ def test_elbo_latent_on_digits_uses_every_cluster_and_nears_the_raw_features(tmp
     assert accuracy > raw - 0.1 and accuracy > 0.5, (accuracy, raw)
 
 
-@pytest.mark.slow
+@pytest.mark.quality
 def test_collapse_stops_the_run_at_the_training_step_with_the_diagnosis(tmp_path):
     clustered_table(30_000).to_parquet(tmp_path / "table.parquet")
     (tmp_path / "datasets.yaml").write_text(

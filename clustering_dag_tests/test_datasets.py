@@ -1,6 +1,7 @@
 import functools
 import http.server
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from clustering_dag.core.datasets import (
 )
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.idx import load_image_dataset
-from clustering_dag_tests.conftest import write_fake_dataset
+from clustering_dag_tests.conftest import download_datasets, write_fake_dataset
 
 SPEC = DatasetSpec(name="toy", folder="toy", mirrors=())
 
@@ -26,17 +27,26 @@ def no_env(monkeypatch):
     monkeypatch.delenv("CLUSTERING_DAG_DATA_DIR", raising=False)
 
 
+@contextmanager
+def serving(folder: Path):
+    """``folder`` over HTTP on 127.0.0.1; yields its URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture
 def http_mirror(tmp_path):
     """A tiny HTTP server on 127.0.0.1 serving a folder of fake dataset files."""
     served = tmp_path / "served"
     write_fake_dataset(served)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    with serving(served) as url:
+        yield served, url + "/"
 
 
 def test_resolution_order(tmp_path, monkeypatch, no_env):
@@ -128,3 +138,30 @@ def test_canonical_checksums_are_complete():
 def test_spec_folder_names_match_shared_layout(data_dir):
     for spec in DATASETS.values():
         assert Path(data_dir / spec.folder).is_dir()
+
+
+def test_a_clone_without_the_data_folder_tests_on_the_real_files_downloaded(tmp_path, data_dir):
+    """Where no data folder exists (a user's fresh clone), the suite fetches the paper's files as
+    the run command does, checksum-verified, into the raw-data cache: here from 127.0.0.1 serving
+    the real files as the mirror. A mirror serving other bytes leaves nothing and says why."""
+    # A data folder may hold recompressed copies (the same content in other gzip bytes, which the
+    # canonical checksums refuse): verified here against the served files' own checksums.
+    served = {name: replace(spec, gz_md5={key: md5_of(data_dir / spec.folder / file)
+                                          for key, file in FILES.items()})
+              for name, spec in DATASETS.items()}
+    raw = tmp_path / "raw"
+    with serving(data_dir) as url:
+        found, why = download_datasets(raw, url, served)
+    assert (found, why) == (raw, "")
+    for spec in served.values():
+        assert {key: md5_of(raw / spec.folder / file) for key, file in FILES.items()} == spec.gz_md5
+        data = load_image_dataset(spec, raw / spec.folder)
+        assert (len(data.train_x), len(data.test_x)) == (60_000, 10_000)
+
+    fake = tmp_path / "fake"
+    for spec in DATASETS.values():
+        write_fake_dataset(fake / spec.folder)
+    with serving(fake) as url:
+        found, why = download_datasets(tmp_path / "elsewhere", url)
+    assert found is None and "does not match the expected" in why
+    assert not list((tmp_path / "elsewhere").rglob("*.gz"))  # nothing unverified kept

@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 from clustering_dag.defs.executors import DEFAULT_QUEUE, VAE_QUEUE
-from clustering_dag.profiles import quick
 from clustering_dag.settings import PROJECT_ROOT
 from clustering_dag_tests import test_celery
+from clustering_dag_tests.conftest import graph_config
 from clustering_dag_tests.services import restart_postgres, restart_redis
 from clustering_dag_tests.test_celery import (
     BIN,
@@ -35,6 +35,8 @@ from clustering_dag_tests.test_celery import (
     steps,
     workers_of,
 )
+
+pytestmark = pytest.mark.services
 
 cluster = test_celery.cluster  # the fixture: Redis, PostgreSQL, a DAGSTER_HOME, the workers
 
@@ -53,7 +55,7 @@ def chain_config(cluster: CeleryCluster, lost_after: float, watched_worker_yaml:
         shipped = yaml.safe_load(celery_yaml.read_text())
         shipped["execution"]["config"].pop("config_source")
         celery_yaml.write_text(yaml.safe_dump(shipped))
-    ops = {k: v for k, v in quick()["ops"].items() if k in CHAIN_STEPS}
+    ops = {k: v for k, v in graph_config()["ops"].items() if k in CHAIN_STEPS}
     run = {"ops": ops, "resources": {"asset_storage": {"config": {"base_path": str(cluster.cache)}}},
            "execution": {"config": {"worker_lost_after": lost_after}}}
     run_yaml = cluster.folder / "chain.yaml"
@@ -128,12 +130,11 @@ def chain_is_whole(cluster: CeleryCluster) -> None:
     assert (cluster.cache / "paper" / "trained_vae" / "mnist.weights.h5").is_file()
 
 
-@pytest.mark.slow
-def test_broker_restarted_with_its_data_lost_mid_run(cluster, quick_graph):
+def test_broker_restarted_with_its_data_lost_mid_run(cluster, shared_graph):
     """Redis stops for 3 s and comes back empty while the UMAP step runs: its state, the queued
     tasks and the results are gone. The run either goes on or fails in bounded time saying what
     happened; re-execution then completes."""
-    run = start_chain(cluster, quick_graph, lost_after=15)
+    run = start_chain(cluster, shared_graph, lost_after=15)
     wait_until_running(cluster, run)
     restarted = time.monotonic()
     restart_redis(cluster.broker, down_seconds=3)
@@ -159,11 +160,10 @@ def test_broker_restarted_with_its_data_lost_mid_run(cluster, quick_graph):
     print(json.dumps(seen))
 
 
-@pytest.mark.slow
-def test_postgres_restarted_mid_run(cluster, quick_graph, postgres_url):
+def test_postgres_restarted_mid_run(cluster, shared_graph, postgres_url):
     """PostgreSQL (runs, events) restarts while the UMAP step runs: every connection is cut. The
     run must end, never stay STARTED, and its assets be whole."""
-    run = start_chain(cluster, quick_graph, lost_after=15)
+    run = start_chain(cluster, shared_graph, lost_after=15)
     wait_until_running(cluster, run)
     restarted = time.monotonic()
     restart_postgres(postgres_url)
@@ -180,15 +180,14 @@ def test_postgres_restarted_mid_run(cluster, quick_graph, postgres_url):
     print(json.dumps(seen))
 
 
-@pytest.mark.slow
-def test_a_worker_that_stops_answering_is_lost_and_its_task_terminated(cluster, quick_graph):
+def test_a_worker_that_stops_answering_is_lost_and_its_task_terminated(cluster, shared_graph):
     """The workers' YAML lacks the watch's settings (no `task_track_started`, prefetch on); the
     worker running the UMAP step freezes (SIGSTOP: a hung host, a network partition). The step
     fails as lost in bounded time; when the worker wakes it terminates the step instead of
     finishing it beside its re-execution; re-execution completes and reuses what had finished."""
     from dagster_celery.make_app import make_app
 
-    run = start_chain(cluster, quick_graph, lost_after=10, watched_worker_yaml=False)
+    run = start_chain(cluster, shared_graph, lost_after=10, watched_worker_yaml=False)
     wait_until_running(cluster, run)
     # `dagster-celery worker start` runs `celery worker` as its child: freeze that main process (it
     # answers the remote control); its pool process runs the step on.
@@ -267,7 +266,6 @@ def test_a_full_disk_keeps_the_old_file_whole_and_says_so(small_disk):
     assert [p.name for p in path.parent.iterdir()] == ["mnist.parquet"]  # no temp file left
 
 
-@pytest.mark.slow
 def test_two_runs_of_the_same_partition_at_once_leave_each_file_matching_its_key(tmp_path, data_dir):
     """Two `dagster asset materialize` processes on one cache and one instance, the same
     partition, started together: every file ends whole, its content matching its key, and both
@@ -283,7 +281,8 @@ def test_two_runs_of_the_same_partition_at_once_leave_each_file_matching_its_key
         instance.get_runs(limit=1)
     config = tmp_path / "run.yaml"
     selection = ["raw_dataset", "noisy_test_set", "original_representation", "kmeans_original"]
-    config.write_text(yaml.safe_dump({"ops": {k: v for k, v in quick()["ops"].items() if k in selection}}))
+    ops = {k: v for k, v in graph_config()["ops"].items() if k in selection}
+    config.write_text(yaml.safe_dump({"ops": ops}))
     env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_CACHE_DIR": str(cache),
            "CLUSTERING_DAG_DATA_DIR": str(data_dir)}
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "clustering_dag.definitions",

@@ -17,7 +17,7 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.loader import LoadingContextForTest
 
 from clustering_dag.definitions import all_assets, defs, resources
-from clustering_dag.profiles import quick
+from clustering_dag_tests.conftest import graph_config
 
 pytestmark = pytest.mark.slow
 
@@ -61,33 +61,33 @@ def downstream_of(key: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def cache_copy(quick_graph, data_dir, tmp_path_factory):
+def cache_copy(shared_graph, data_dir, tmp_path_factory):
     """One private copy of the shared cold run for this module's runs, which build on each other."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))
-        yield quick_graph.copy_to(tmp_path_factory.mktemp("incremental"), mp)
+        yield shared_graph.copy_to(tmp_path_factory.mktemp("incremental"), mp)
 
 
 # --- the cache -----------------------------------------------------------------------------------
 
 
-def test_cold_run_computes_everything(quick_graph):
+def test_cold_run_computes_everything(shared_graph):
     reused = {e.asset_key.to_user_string(): e.materialization.metadata["reused"].value
-              for e in quick_graph.result.get_asset_materialization_events()}
+              for e in shared_graph.result.get_asset_materialization_events()}
     assert set(reused) == {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert not any(reused.values())
 
 
-def test_a_warm_run_reuses_every_value_and_shows_the_metadata_of_the_run_that_made_it(quick_graph,
+def test_a_warm_run_reuses_every_value_and_shows_the_metadata_of_the_run_that_made_it(shared_graph,
                                                                                        graph_copy):
     """A warm re-run of the whole graph in the same instance recomputes nothing and shows what the
     cold run showed: the samples figure, the training history, the metric table, not a poorer
     summary."""
     with DagsterInstance.from_config(str(graph_copy.home)) as instance:
-        result = materialize(all_assets, partition_key="mnist", run_config=quick(), resources=resources,
-                             instance=instance)
+        result = materialize(all_assets, partition_key="mnist", run_config=graph_config(),
+                             resources=resources, instance=instance)
     cold = {e.asset_key: e.materialization.metadata
-            for e in quick_graph.result.get_asset_materialization_events()}
+            for e in shared_graph.result.get_asset_materialization_events()}
     for event in result.get_asset_materialization_events():
         warm = event.materialization.metadata
         assert warm["reused"].value, event.asset_key
@@ -97,7 +97,7 @@ def test_a_warm_run_reuses_every_value_and_shows_the_metadata_of_the_run_that_ma
 
 
 def test_kmeans_change_recomputes_only_clustering_and_below(cache_copy):
-    config = with_op_config(quick(), "paper__kmeans_latent", seed=7)
+    config = with_op_config(graph_config(), "paper__kmeans_latent", seed=7)
     reused = change_run(config)
     recomputed = {k for k, v in reused.items() if not v}
     assert recomputed == downstream_of("paper/kmeans_latent")
@@ -108,7 +108,7 @@ def test_kmeans_change_recomputes_only_clustering_and_below(cache_copy):
 
 
 def test_noise_change_recomputes_the_noisy_set_and_below(cache_copy):
-    reused = change_run(with_op_config(quick(), "noisy_test_set", sigma=0.1))
+    reused = change_run(with_op_config(graph_config(), "noisy_test_set", sigma=0.1))
     recomputed = {k for k, v in reused.items() if not v}
     # elbo/trained_vae is downstream in the graph but trains on the clean images: its inputs did
     # not change, so it and what only it feeds (its loss curve, its t-SNE of the clean test
@@ -120,14 +120,16 @@ def test_noise_change_recomputes_the_noisy_set_and_below(cache_copy):
 
 
 def test_damaged_cache_file_is_recomputed_not_trusted(cache_copy):
-    config = with_op_config(quick(), "noisy_test_set", sigma=0.1)
+    config = with_op_config(graph_config(), "noisy_test_set", sigma=0.1)
     change_run(config)  # settle the cache on this config (warm when the test above ran)
     path = Path(os.environ["CLUSTERING_DAG_CACHE_DIR"]) / "tsne_original" / "mnist.parquet"
-    with open(path, "r+b") as fh:
-        fh.truncate(100)
+    damaged = path.read_bytes()[:100]
+    path.unlink()  # a file of its own: the copy's files are hard links to the shared run's
+    path.write_bytes(damaged)
     reused = change_run(config)
     assert {k for k, v in reused.items() if not v} == {"tsne_original"}
-    assert pq.read_table(path).num_rows == 1000  # rewritten whole
+    test_rows = len(cache_copy.result.output_for_node("noisy_test_set").test_x)
+    assert pq.read_table(path).num_rows == test_rows  # rewritten whole
 
 
 # --- Dagster's view ------------------------------------------------------------------------------
@@ -146,8 +148,8 @@ def requested(evaluation) -> set[str]:
             if evaluation.get_num_requested(k)}
 
 
-def test_every_materialization_reports_its_cache_key_as_data_version(quick_graph):
-    with DagsterInstance.from_config(str(quick_graph.home)) as instance:
+def test_every_materialization_reports_its_cache_key_as_data_version(shared_graph):
+    with DagsterInstance.from_config(str(shared_graph.home)) as instance:
         for key in defs.resolve_all_asset_keys():
             event = instance.get_latest_materialization_event(key)
             tags = event.asset_materialization.tags
@@ -159,7 +161,7 @@ def test_every_materialization_reports_its_cache_key_as_data_version(quick_graph
 
 
 def test_unsynced_status_and_automation_follow_the_cache(graph_copy):
-    km_config = {"ops": {"paper__kmeans_latent": quick()["ops"]["paper__kmeans_latent"]}}
+    km_config = {"ops": {"paper__kmeans_latent": graph_config()["ops"]["paper__kmeans_latent"]}}
     with DagsterInstance.from_config(str(graph_copy.home)) as instance:
         assert unsynced(instance) == set()
         tick = evaluate_automation_conditions(defs=defs, instance=instance)

@@ -1,48 +1,19 @@
 """Labels are for scoring only: the same dataset with its label column shuffled gets the same
 clusters in every space of every variant (autoencoders, UMAP restarts and their choice, the
-mixtures, the refined classifier), and only the label-based metrics move."""
+mixtures, the refined classifier), and only the label-based metrics move (the users'-data graphs
+of ``conftest.user_graphs``: ``wine`` and ``shuffled``, each a `dagster asset materialize`)."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_wine
 
 from clustering_dag.core.variants import SPACES, VARIANTS
-from clustering_dag.settings import PROJECT_ROOT
-from clustering_dag_tests.conftest import brief_small_profile, initialized_dagster_home
-
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
 @pytest.mark.slow
-def test_permuted_labels_give_identical_cluster_assignments(tmp_path):
-    wine = load_wine(as_frame=True).frame
-    shuffled = wine.assign(target=np.random.default_rng(0).permutation(wine["target"].to_numpy()))
+def test_permuted_labels_give_identical_cluster_assignments(user_graphs):
+    wine, shuffled = user_graphs.wine, user_graphs.shuffled
     assert (shuffled["target"] != wine["target"]).mean() > 0.5
-    wine.to_csv(tmp_path / "wine.csv", index=False)
-    shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
-    (tmp_path / "datasets.yaml").write_text(
-        "datasets:\n"
-        "  wine: {path: wine.csv, label_column: target}\n"
-        "  shuffled: {path: shuffled.csv, label_column: target}\n")
-    env = {**os.environ, "DAGSTER_HOME": str(initialized_dagster_home(tmp_path / "home")),
-           "CLUSTERING_DAG_CACHE_DIR": str(tmp_path / "cache"),
-           "CLUSTERING_DAG_DATASETS": str(tmp_path / "datasets.yaml")}
-    select = ",".join(f"*{v}/clustering_metrics" for v in VARIANTS)
-    procs = [subprocess.Popen(
-        [DAGSTER, "asset", "materialize", "-m", "clustering_dag.definitions", "--select", select,
-         "--partition", p, "-c", str(brief_small_profile(tmp_path))],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for p in ("wine", "shuffled")]
-    for proc in procs:
-        out, _ = proc.communicate(timeout=900)
-        assert proc.returncode == 0, out[-4000:]
-    cache = tmp_path / "cache"
+    cache = user_graphs.cache
     for variant in VARIANTS:
         real, blind = (pd.read_parquet(cache / variant / "cluster_assignments" / f"{p}.parquet")
                        for p in ("wine", "shuffled"))

@@ -1,5 +1,5 @@
-"""The whole graph, from raw data to comparison and figures, on the quick profile (the shared
-cold run of ``conftest.quick_graph``)."""
+"""The whole graph, from raw data to comparison and figures (the shared cold run of
+``conftest.shared_graph``), and, in the quality tier, what the quick profile's numbers show."""
 
 import pytest
 from dagster import AssetKey
@@ -7,42 +7,48 @@ from dagster import AssetKey
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.variants import SPACES, VARIANTS
 from clustering_dag.definitions import defs
+from clustering_dag_tests.conftest import GRAPH_PROFILE, graph_config
 
 pytestmark = pytest.mark.slow
 
+OPS = {op: c["config"] for op, c in graph_config()["ops"].items()}
+TRAIN, TEST = OPS["raw_dataset"]["train_rows"], OPS["raw_dataset"]["test_rows"]
+EPOCHS, FIT_ROWS = OPS["paper__trained_vae"]["epochs"], OPS["paper__manifold_representation"]["fit_rows"]
+SETTINGS = f"profile `{GRAPH_PROFILE}`: {TRAIN:,} train / {TEST:,} test rows, {EPOCHS} epochs"
+
 
 @pytest.fixture(scope="module")
-def quick_run(quick_graph):
-    return quick_graph.result, quick_graph.cache
+def graph_run(shared_graph):
+    return shared_graph.result, shared_graph.cache
 
 
-def test_every_asset_materializes(quick_run):
-    result, _ = quick_run
+def test_every_asset_materializes(graph_run):
+    result, _ = graph_run
     assert result.success
     done = {m.asset_key for m in result.get_asset_materialization_events()
             for m in [m.event_specific_data.materialization]}
     assert done == set(defs.resolve_all_asset_keys())
 
 
-def test_representations(quick_run):
-    result, _ = quick_run
+def test_representations(graph_run):
+    result, _ = graph_run
     for variant in VARIANTS:
         latent = result.output_for_node(f"{variant}__latent_representation")
         recon = result.output_for_node(f"{variant}__reconstructed_representation")
         assert isinstance(latent, Splits)
-        assert latent.train_x.shape == (10_000, 10) and latent.test_x.shape == (1000, 10)
-        assert recon.test_x.shape == (1000, 784)
+        assert latent.train_x.shape == (TRAIN, 10) and latent.test_x.shape == (TEST, 10)
+        assert recon.test_x.shape == (TEST, 784)
         assert latent.meta["variant"] == variant
 
 
-def test_metrics_table_and_checks(quick_run):
-    result, _ = quick_run
+def test_metrics_table_and_checks(graph_run):
+    result, _ = graph_run
     for variant in VARIANTS:
         table = result.output_for_node(f"{variant}__clustering_metrics")
         assert table["representation"].tolist() == list(SPACES)
         assert table[["dbi", "silhouette", "chs", "accuracy", "nmi", "ari", "purity"]].notna().all().all()
         assert (table["dim"] == [784, 784, 10, 10, 10]).all()  # refined: its 10 cluster probabilities
-        assert table["train_rows"].tolist() == [10_000, 10_000, 10_000, 2000, 10_000]  # UMAP's fit sample
+        assert table["train_rows"].tolist() == [TRAIN, TRAIN, TRAIN, FIT_ROWS, TRAIN]  # UMAP's fit sample
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
                   if e.asset_key == AssetKey([variant, "clustering_metrics"])}
         assert checks["metrics_finite"] and checks["clusters_non_empty"]
@@ -57,16 +63,16 @@ def test_metrics_table_and_checks(quick_run):
         assert comparison["paper"].isna().tolist() == [False] * 9 + [True] * 6  # nor manifold nor refined
         spread = result.output_for_node(f"{variant}__seed_spread")  # no extra seeds: the table itself
         assert spread.drop(columns=["seed", "vae_seconds", "active_latent_dims"]).equals(table)
-        # The quick profile is not the paper's run: its numbers are marked, not compared.
-        assert (comparison["profile"] == "quick").all() and (comparison["epochs"] == 10).all()
+        # A small profile is not the paper's run: its numbers are marked, not compared.
+        assert (comparison["profile"] == GRAPH_PROFILE).all() and (comparison["epochs"] == EPOCHS).all()
         assert not comparison["comparable"].any() and comparison["relative_diff"].isna().all()
         meta = result.asset_materializations_for_node(f"{variant}__paper_comparison")[0].metadata
         assert meta["ranking_matches_paper"].value == "not comparable"
-        assert meta["settings"].value.startswith("profile `quick`: 10,000 train / 1,000 test rows, 10 epochs")
+        assert meta["settings"].value.startswith(SETTINGS)
 
 
-def test_figures_written_and_inline(quick_run):
-    result, cache = quick_run
+def test_figures_written_and_inline(graph_run):
+    result, cache = graph_run
     names = ["reconstructions", "tsne", "tsne_2d", "manifold", "manifold_2d", "voronoi", "latent_centroids",
              "loss_curve", "k_sweep"]
     for variant in VARIANTS:
@@ -78,30 +84,31 @@ def test_figures_written_and_inline(quick_run):
     assert (cache / "paper" / "trained_vae" / "mnist.weights.h5").is_file()
 
 
-def test_report_prints_every_variant(quick_run):
+def test_report_prints_every_variant(graph_run):
     from upath import UPath
 
     from clustering_dag.report import report
 
-    _, cache = quick_run
+    _, cache = graph_run
     text = report(UPath(cache))
     n = len(VARIANTS)
     assert all(f"**mnist, variant `{v}`**" in text for v in VARIANTS)
     assert text.count("| latent |") == n
-    assert text.count("profile `quick`: 10,000 train / 1,000 test rows, 10 epochs; not the paper's") == n
+    assert text.count(f"{SETTINGS}; not the paper's") == n
     assert text.count("| manifold (UMAP of latent, GMM) | 10 |") == n and text.count("; one seed") == n
     assert text.count("| refined (classifier self-trained on the manifold clusters) | 10 |") == n
     assert "(1.557)" not in text and "(paper)" not in text  # no comparison with the paper's numbers
 
 
-def test_quick_profile_shows_real_structure(quick_run):
+@pytest.mark.quality
+def test_quick_profile_shows_real_structure(quick_graph):
     """What a newcomer sees first is not degenerate: t-SNE past its early-exaggeration phase
     spreads the points in every component and keeps the classes apart, and the learned latent
     code clusters far better than chance."""
     from sklearn.model_selection import cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    result, _ = quick_run
+    result = quick_graph.result
     original = result.output_for_node("tsne_original")
     latent = result.output_for_node("paper__tsne_embeddings").query("representation == 'latent'")
     for frame in (original, latent):

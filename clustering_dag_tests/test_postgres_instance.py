@@ -8,7 +8,7 @@ from clustering_dag.definitions import resources
 from clustering_dag.defs.assets.datasets import noisy_test_set, raw_dataset
 from clustering_dag_tests.services import PG_URL_VARIABLE, postgres_dagster_home
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.services
 
 
 def test_materialization_recorded_in_postgres(postgres_url, env_data_dir, cache_dir, tmp_path, monkeypatch):

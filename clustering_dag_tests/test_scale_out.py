@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clustering_dag.profiles import quick
 from clustering_dag.settings import PROJECT_ROOT
-from clustering_dag_tests.conftest import initialized_dagster_home
+from clustering_dag_tests.conftest import graph_config, initialized_dagster_home
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -41,11 +40,12 @@ def test_both_partitions_in_parallel_processes(tmp_path, data_dir):
         assert (tmp_path / "cache" / "noisy_test_set" / f"{partition}.parquet").stat().st_size > 0
 
 
-def test_multiprocess_executor_runs_the_quick_graph(graph_copy, tmp_path, data_dir):
+@pytest.mark.services  # a process per step: minutes, with the scale-out tier
+def test_multiprocess_executor_runs_the_shared_graph(graph_copy, tmp_path, data_dir):
     env = {**os.environ, "DAGSTER_HOME": str(graph_copy.home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
            "CLUSTERING_DAG_CACHE_DIR": str(graph_copy.cache)}
-    config = tmp_path / "quick.yaml"
-    config.write_text(yaml.safe_dump(quick()))
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(graph_config()))
     proc = subprocess.run(
         [DAGSTER, "job", "execute", "-m", "clustering_dag.definitions", "-j", "parallel_quick_run",
          "--tags", '{"dagster/partition": "mnist"}', "-c", str(config)],

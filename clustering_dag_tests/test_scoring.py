@@ -159,17 +159,22 @@ def _stored(cache, key: list[str], partition: str) -> pd.DataFrame:
     return AssetStorage(base_path=str(cache)).load(AssetKey(key), partition, "parquet")
 
 
-@pytest.fixture
-def scored(graph_copy, tmp_path, monkeypatch):
-    """The graph copy with its noisy test split dropped into the mnist inbox and scored."""
-    inbox = tmp_path / "inbox"
-    monkeypatch.setenv("CLUSTERING_DAG_INBOX", str(inbox))
-    (inbox / "mnist").mkdir(parents=True)
-    noisy = _stored(graph_copy.cache, ["noisy_test_set"], "mnist")
-    np.savez(inbox / "mnist" / "test_split.npz", x=noisy.test_x.reshape(-1, 28, 28), y=noisy.test_y)
-    with DagsterInstance.from_config(str(graph_copy.home)) as instance:
-        result = _score(instance, "mnist", "test_split.npz")
-        yield graph_copy, inbox, instance, result
+@pytest.fixture(scope="module")
+def scored(shared_graph, data_dir, tmp_path_factory):
+    """A copy of the shared graph with its noisy test split dropped into the mnist inbox and
+    scored, for this module's tests in turn (each adds its own files; the last refits a model)."""
+    folder = tmp_path_factory.mktemp("scored")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))
+        graph_copy = shared_graph.copy_to(folder, mp)
+        inbox = folder / "inbox"
+        mp.setenv("CLUSTERING_DAG_INBOX", str(inbox))
+        (inbox / "mnist").mkdir(parents=True)
+        noisy = _stored(graph_copy.cache, ["noisy_test_set"], "mnist")
+        np.savez(inbox / "mnist" / "test_split.npz", x=noisy.test_x.reshape(-1, 28, 28), y=noisy.test_y)
+        with DagsterInstance.from_config(str(graph_copy.home)) as instance:
+            result = _score(instance, "mnist", "test_split.npz")
+            yield graph_copy, inbox, instance, result
 
 
 @pytest.mark.slow
@@ -181,7 +186,7 @@ def test_the_test_split_scored_as_a_batch_is_the_runs_own_clustering(scored):
     for variant in VARIANTS:
         frame = result.asset_value(AssetKey([variant, "scored_batch"]))
         assigned = _stored(graph.cache, [variant, "cluster_assignments"], "mnist")
-        assert len(frame) == len(assigned) == 1000
+        assert len(frame) == len(assigned) == len(_stored(graph.cache, ["noisy_test_set"], "mnist").test_x)
         for space in SCORED_SPACES:
             np.testing.assert_array_equal(frame[f"{space}_cluster"], assigned[space],
                                           err_msg=f"{variant} {space}")
@@ -230,7 +235,8 @@ def test_the_command_line_scores_a_file_as_the_asset_does(scored, tmp_path):
                          capture_output=True, text=True, cwd=PROJECT_ROOT, env=os.environ, timeout=300)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
-    assert summary["rows"] == 1000 and summary["variants"]["dae"]["looks_like_test_split"] is True
+    assert summary["rows"] == len(result.asset_value(AssetKey(["dae", "scored_batch"])))
+    assert summary["variants"]["dae"]["looks_like_test_split"] is True
     table = pd.read_parquet(out)
     asset = result.asset_value(AssetKey(["dae", "scored_batch"]))
     pd.testing.assert_frame_equal(table.drop(columns="variant"), asset)
@@ -262,7 +268,7 @@ def test_retraining_a_model_makes_its_scored_batches_unsynced(scored):
 
     from clustering_dag import batches
     from clustering_dag.definitions import all_assets, defs, resources
-    from clustering_dag.profiles import quick
+    from clustering_dag_tests.conftest import graph_config
 
     _, _, instance, _ = scored
     partition = MultiPartitionKey({"dataset": "mnist", "file": "test_split.npz"})
@@ -276,7 +282,7 @@ def test_retraining_a_model_makes_its_scored_batches_unsynced(scored):
         return resolver.get_status(AssetKey([variant, "scored_batch"]), partition)
 
     assert status("paper") == status("dae") == StaleStatus.FRESH
-    config = quick()["ops"]["paper__kmeans_latent"]["config"]
+    config = graph_config()["ops"]["paper__kmeans_latent"]["config"]
     refit = materialize(all_assets, selection=[AssetKey(["paper", "kmeans_latent"])], partition_key="mnist",
                         run_config={"ops": {"paper__kmeans_latent": {"config": {**config, "seed": 7}}}},
                         resources=resources, instance=instance)

@@ -36,14 +36,14 @@ def test_a_chain_needs_every_space():
 
 
 @pytest.mark.slow
-def test_the_runs_own_seed_reproduces_its_table_and_another_seed_differs(quick_graph, data_dir):
+def test_the_runs_own_seed_reproduces_its_table_and_another_seed_differs(shared_graph, data_dir):
     """The chain is the pipeline's code path: under the run's seeds (1234 throughout) it gives
     clustering_metrics exactly; under seed 7 the VAE, UMAP and clusters differ."""
     from clustering_dag.core.clustering import ClusterModel
     from clustering_dag.core.seeds import run_chain
     from clustering_dag.defs.storage import read_parquet
 
-    result, cache = quick_graph.result, quick_graph.cache
+    result, cache = shared_graph.result, shared_graph.cache
     trained = result.output_for_node("elbo__trained_vae")
     chain = Chain(
         vae=trained.config,
@@ -64,7 +64,8 @@ def test_the_runs_own_seed_reproduces_its_table_and_another_seed_differs(quick_g
     assert np.allclose(other.loc["original", ["dbi", "chs"]], base.loc["original", ["dbi", "chs"]], rtol=0.2)
     for space in ("reconstructed", "latent", "manifold", "refined"):  # a new VAE: new numbers
         assert not np.isclose(other.loc[space, "dbi"], base.loc[space, "dbi"], rtol=1e-4), space
-    assert other.loc["latent", "accuracy"] > 0.35  # still a learned code, far above chance (0.1)
+    # Still a learned code: as good as the run's own seed's, give or take 0.1 (chance: 0.1).
+    assert other.loc["latent", "accuracy"] > base.loc["latent", "accuracy"] - 0.1
 
 
 @pytest.mark.slow

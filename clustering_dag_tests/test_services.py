@@ -8,6 +8,8 @@ import yaml
 from clustering_dag.settings import PROJECT_ROOT
 from clustering_dag_tests.services import redis_server
 
+pytestmark = pytest.mark.services
+
 
 def test_the_broker_refuses_a_client_without_the_password():
     import redis

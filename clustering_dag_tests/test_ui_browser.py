@@ -24,11 +24,11 @@ from dagster import AssetKey
 from clustering_dag import batches
 from clustering_dag.definitions import defs
 from clustering_dag.defs.storage import AssetStorage
-from clustering_dag.profiles import quick
 from clustering_dag.settings import PROJECT_ROOT
+from clustering_dag_tests.conftest import graph_config
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")]
 
@@ -44,9 +44,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(quick_graph, data_dir, tmp_path_factory):
+def server(shared_graph, data_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        copy = quick_graph.copy_to(tmp_path_factory.mktemp("ui"), mp)
+        copy = shared_graph.copy_to(tmp_path_factory.mktemp("ui"), mp)
     home = copy.home
     port = free_port()
     inbox = home.parent / "inbox"  # the noisy test split, dropped in as a batch of new images
@@ -193,11 +193,11 @@ def test_asset_graph_run_and_screenshots(server, browser):
     browser.save_screenshot(str(SHOTS / "asset_graph.png"))
 
     # The quick profile over a cache that already holds it: every step reuses, nothing is unsynced.
-    wait_for_success(browser, server, launch(browser, "quick_run", quick()))
+    wait_for_success(browser, server, launch(browser, "quick_run", graph_config()))
     assert unsynced(browser) == set()
 
     # A real change (another k-means seed) to one asset: what depends on it is unsynced.
-    km = quick()["ops"]["paper__kmeans_latent"]["config"]
+    km = graph_config()["ops"]["paper__kmeans_latent"]["config"]
     wait_for_success(browser, server, launch(browser, "__ASSET_JOB", {
         "ops": {"paper__kmeans_latent": {"config": {**km, "seed": 7}}}}, [["paper", "kmeans_latent"]]))
     below = {"paper/cluster_assignments", "paper/clustering_metrics", "paper/seed_spread",

@@ -23,7 +23,6 @@ from clustering_dag.core.user_data import load_user_dataset
 from clustering_dag.core.variants import SPACES, VARIANTS
 from clustering_dag.profiles import small
 from clustering_dag.settings import PROJECT_ROOT
-from clustering_dag_tests.conftest import brief_small_profile, initialized_dagster_home
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -317,31 +316,16 @@ def test_source_fingerprint_follows_the_file_and_its_entry(tmp_path, wine, monke
 
 
 @pytest.mark.slow
-def test_whole_graph_runs_on_a_labelled_table_and_on_unlabelled_images(tmp_path, wine, digits):
-    write_csv(wine, tmp_path / "wine.csv")
-    np.savez(tmp_path / "digits.npz", x=digits[0])
-    (tmp_path / "datasets.yaml").write_text(
-        "datasets:\n"
-        "  wine: {path: wine.csv, label_column: target, test_fraction: 0.25}\n"
-        "  digits: {path: digits.npz}\n")
-    home = initialized_dagster_home(tmp_path / "home")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_CACHE_DIR": str(tmp_path / "cache"),
-           "CLUSTERING_DAG_DATASETS": str(tmp_path / "datasets.yaml")}
-    procs = {p: subprocess.Popen(
-        [DAGSTER, "asset", "materialize", "-m", "clustering_dag.definitions", "--select", "*",
-         "--partition", p, "-c", str(brief_small_profile(tmp_path))],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for p in ("wine", "digits")}
-    for proc in procs.values():
-        out, _ = proc.communicate(timeout=900)
-        assert proc.returncode == 0, out[-4000:]
+def test_whole_graph_runs_on_a_labelled_table_and_on_unlabelled_images(user_graphs):
+    digits = user_graphs.digits
+    for log in user_graphs.logs.values():
         # A quiet log: nothing warns from the project's modules (deprecations, Dagster betas it
         # uses) or from TensorFlow (CUDA probing without a GPU, Keras).
-        noisy = [line for line in out.splitlines() if re.search(
+        noisy = [line for line in log.splitlines() if re.search(
             r"WARNING:tensorflow|cuInit|cudart_stub|non-serializable|"
             r"clustering_dag/\S+:\d+: \w*Warning", line)]
         assert noisy == [], noisy[:5]
-    cache = tmp_path / "cache"
+    cache = user_graphs.cache
     for variant in VARIANTS:
         wine_metrics = pd.read_parquet(cache / variant / "clustering_metrics" / "wine.parquet")
         digit_metrics = pd.read_parquet(cache / variant / "clustering_metrics" / "digits.parquet")
