@@ -44,18 +44,22 @@ CHAIN_STEPS = {"raw_dataset", "noisy_test_set", "paper__trained_vae", "paper__la
                "paper__manifold_representation"}
 RUN_STEPS = CHAIN_STEPS | {"paper__trained_vae_latent_code_used"}  # and the VAE's asset check
 VICTIM = "paper__manifold_representation"
+# The victim's settings: UMAP on every training code for 1,000 epochs, so that the step is still
+# running when a fault has had its effect (the shared graph's settings finish it in seconds).
+VICTIM_CONFIG = {"fit_rows": None, "n_epochs": 1000, "restarts": 2}
 
 
 def chain_config(cluster: CeleryCluster, lost_after: float, watched_worker_yaml: bool = True):
     """The shared Celery YAML (without the watch's settings when ``watched_worker_yaml`` is
-    false: what the workers then read) and the run's: the quick profile's settings of the chain's
-    steps, the shared cache, ``worker_lost_after``."""
+    false: what the workers then read) and the run's: the shared graph's settings of the chain's
+    steps (the victim's own: ``VICTIM_CONFIG``), the shared cache, ``worker_lost_after``."""
     celery_yaml, _ = cluster.write_config(worker_lost_after=lost_after)
     if not watched_worker_yaml:
         shipped = yaml.safe_load(celery_yaml.read_text())
         shipped["execution"]["config"].pop("config_source")
         celery_yaml.write_text(yaml.safe_dump(shipped))
     ops = {k: v for k, v in graph_config()["ops"].items() if k in CHAIN_STEPS}
+    ops[VICTIM] = {"config": VICTIM_CONFIG}
     run = {"ops": ops, "resources": {"asset_storage": {"config": {"base_path": str(cluster.cache)}}},
            "execution": {"config": {"worker_lost_after": lost_after}}}
     run_yaml = cluster.folder / "chain.yaml"
