@@ -17,8 +17,8 @@ location's assets.
 
 import hashlib
 import json
-import re
 import warnings
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -35,6 +35,7 @@ from dagster import (
     MultiPartitionsDefinition,
     MultiToSingleDimensionPartitionMapping,
     Output,
+    PreviewWarning,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -43,6 +44,7 @@ from dagster import (
 )
 
 from clustering_dag.core.errors import DataError
+from clustering_dag.core.paths import confined, is_plain_name, path_in
 from clustering_dag.core.variants import VARIANTS
 from clustering_dag.defs import location
 from clustering_dag.defs.assets.common import image_metadata, table_metadata
@@ -58,8 +60,6 @@ batch_partitions = MultiPartitionsDefinition({"dataset": dataset_partitions, "fi
 with warnings.catch_warnings():  # Dagster's way to map a batch to its dataset; marked beta
     warnings.simplefilter("ignore", BetaWarning)
     BY_DATASET = MultiToSingleDimensionPartitionMapping(partition_dimension_name="dataset")
-# File names that can be a partition key (and a file name on every store); others are skipped.
-BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 SUFFIXES = (".npz", ".gz", ".idx", "-ubyte", ".csv", ".parquet", ".pq")
 
 # What the main location makes and a batch reads: its assets, declared here.
@@ -73,9 +73,18 @@ def batch_of(context) -> tuple[str, str]:
     return keys["dataset"], keys["file"]
 
 
+def batch_path(dataset: str, name: str) -> Path:
+    """The file a batch partition names: ``<inbox>/<dataset>/<name>``, both plain names and the
+    file, its links resolved, inside the inbox; else one error, before anything is read."""
+    inbox = inbox_root()
+    folder = path_in(inbox, dataset, "batch dataset")
+    return confined(inbox, path_in(folder, name, "batch file"), "batch file")
+
+
 def batch_file_hash(context: AssetExecutionContext, **_) -> str:
-    """The batch file's content (SHA-256): what makes a changed file a new value."""
-    path = inbox_root().joinpath(*batch_of(context))
+    """The batch file's content (SHA-256): what makes a changed file a new value. Computed as the
+    step's cache key is made, before anything else: a partition whose name is refused fails here."""
+    path = batch_path(*batch_of(context))
     if not path.is_file():
         return "missing"
     digest = hashlib.sha256()
@@ -96,7 +105,7 @@ def scored_batch(context: AssetExecutionContext, asset_storage: AssetStorage, ra
     from clustering_dag.core.scoring import BatchLayout, StoredModels, score_file
 
     dataset, name = batch_of(context)
-    path = inbox_root() / dataset / name
+    path = batch_path(dataset, name)
     if not path.is_file():
         raise DataError(f"no batch file {path}: partition {context.partition_key} names a file that is "
                         f"not in {dataset}'s inbox ({path.parent}).")
@@ -144,15 +153,17 @@ def _batch_drift(scored_batch) -> AssetCheckResult:
         metadata={f"{s}_share": MetadataValue.float(round(v, 4)) for s, v in shares.items()})
 
 
-batch_drift = [asset_check(asset=asset_key("scored_batch", v), name="batch_drift",
-                           partitions_def=batch_partitions, description=_batch_drift.__doc__)(_batch_drift)
-               for v in VARIANTS]
+with warnings.catch_warnings():  # a partitioned check (one verdict per batch) is a Dagster preview
+    warnings.simplefilter("ignore", PreviewWarning)
+    batch_drift = [asset_check(asset=asset_key("scored_batch", v), name="batch_drift",
+                               partitions_def=batch_partitions,
+                               description=_batch_drift.__doc__)(_batch_drift) for v in VARIANTS]
 SCORED = [asset_key("scored_batch", v) for v in VARIANTS]
 
 
 def scan_inbox(root) -> tuple[dict[str, list[int]], list[str]]:
     """The batch files under ``root``: ``{"<dataset>/<file>": [size, mtime_ns]}``, and why the
-    other entries were skipped."""
+    other entries were skipped (a name that is not plain, a link leading out of the inbox)."""
     found, skipped = {}, []
     if not root.is_dir():
         return found, skipped
@@ -165,9 +176,14 @@ def scan_inbox(root) -> tuple[dict[str, list[int]], list[str]]:
         for file in sorted(folder.iterdir()):
             if file.name.startswith(".") or not file.is_file():
                 continue  # hidden: e.g. a file still being copied under a temporary name
-            if not file.name.lower().endswith(SUFFIXES) or not BATCH_NAME.match(file.name):
+            if not file.name.lower().endswith(SUFFIXES) or not is_plain_name(file.name):
                 skipped.append(f"{file}: not a batch file name (letters, digits, '.', '_', '-'; "
                                f"ending {', '.join(SUFFIXES)})")
+                continue
+            try:
+                confined(root, file, "batch file")
+            except DataError as exc:
+                skipped.append(str(exc))
                 continue
             stat = file.stat()
             found[f"{folder.name}/{file.name}"] = [stat.st_size, stat.st_mtime_ns]

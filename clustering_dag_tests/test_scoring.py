@@ -262,6 +262,33 @@ def test_a_dataset_without_models_says_what_to_materialize_first(scored):
 
 
 @pytest.mark.slow
+def test_a_hand_added_partition_with_a_bad_name_fails_before_any_read_or_write(scored):
+    """Partitions added by hand (the UI's "Add partition", the instance API) take any string: each
+    hostile name fails its run at once, saying why, and no file is read or written outside its
+    folder (the cache and the folder above the inbox are watched)."""
+    graph, inbox, instance, _ = scored
+    secret = inbox.parent / "secret.npz"  # beside the inbox: not the pipeline's to read
+    np.savez(secret, x=np.zeros((3, 784), np.float32))
+    (inbox / "mnist" / "linked.npz").symlink_to(secret)
+
+    def watched() -> dict:  # the copy's folder: its cache, the inbox, the secret; not the run records
+        return {str(p): p.stat().st_mtime_ns for p in inbox.parent.rglob("*")
+                if not p.is_symlink() and graph.home not in (p, *p.parents)}
+
+    before = watched()
+    said = {}
+    for name in ("../secret.npz", "../../cache/raw_dataset/mnist.parquet", "/etc/passwd", "a\\b.npz",
+                 "linked.npz", "a\x00b.npz", "x" * 10_000, "cafe\u0301.npz"):
+        failed = _score(instance, "mnist", name, raise_on_error=False)
+        assert not failed.success, name
+        said[name] = _errors(failed)
+        assert said[name] and all("refused in" in m or "leads outside" in m for m in said[name]), said[name]
+        assert all(len(m) < 2000 for m in said[name])  # a long name is quoted short
+    assert "a link out of the folder is not followed" in said["linked.npz"][0]
+    assert watched() == before
+
+
+@pytest.mark.slow
 def test_retraining_a_model_makes_its_scored_batches_unsynced(scored):
     from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
     from dagster._core.loader import LoadingContextForTest

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clustering_dag.core.errors import MAX_FILE_BYTES, DataError
+from clustering_dag.core.paths import shown
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -99,8 +100,8 @@ def load_registry(path: str | Path, reserved: set[str] = frozenset(),
                         f"settings (see README 'Your own data'). {fix}")
     out = {}
     for name, entry in entries.items():
-        where = f"dataset registry {path}, entry {name!r}"
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        where = f"dataset registry {path}, entry {shown(name)}"
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise DataError(f"{where}: names are lower-case letters, digits and '_', starting with "
                             f"a letter (they become partition keys). {fix}")
         if name in reserved:

@@ -28,6 +28,7 @@ from dagster import AssetKey, ConfigurableResource
 from pydantic import Field
 
 from clustering_dag.core.errors import DataError
+from clustering_dag.core.paths import check_name, confined, shown
 from clustering_dag.core.trained import KEY_ATTRIBUTE
 from clustering_dag.settings import cache_root, cache_secret
 
@@ -359,11 +360,19 @@ class AssetStorage(ConfigurableResource):
     def path(self, asset_key: AssetKey, partition: str, kind: str, figure: str | None = None) -> UPath:
         """Where the value of ``asset_key`` for ``partition`` lives: the one place that says so.
         A figure asset holds one PNG per ``figure`` name. A partition of several dimensions
-        (``mnist|batch.npz``) is a folder per dimension."""
-        partition = str(partition).replace("|", "/")
-        if kind == "png":
-            return self.root().joinpath("figures", *asset_key.path[:-1], figure, f"{partition}.png")
-        return self.root().joinpath(*asset_key.path, f"{partition}{EXTENSIONS[kind]}")
+        (``mnist|batch.npz``, or ``mnist/batch.npz`` as Dagster's UPathIOManager passes it) is a
+        folder per dimension. Every part of a partition key is a plain name
+        (:mod:`clustering_dag.core.paths`) and a local path stays inside the cache, its links
+        resolved: a key a user chose never leads elsewhere."""
+        root = self.root()
+        folder = root.joinpath("figures", *asset_key.path[:-1], check_name(figure, "figure", root)) \
+            if kind == "png" else root.joinpath(*asset_key.path)
+        *dimensions, last = [check_name(part, f"partition key {shown(str(partition))}: part", folder)
+                             for part in str(partition).replace("|", "/").split("/")]
+        path = folder.joinpath(*dimensions, f"{last}{'.png' if kind == 'png' else EXTENSIONS[kind]}")
+        if is_local(root):
+            confined(root.path, path.path, f"{asset_key.to_user_string()} partition {partition}")
+        return path
 
     @staticmethod
     def not_stored(asset_key: AssetKey, partition: str | None, path: UPath) -> DataError:
