@@ -74,11 +74,9 @@ def batch_of(context) -> tuple[str, str]:
 
 
 def batch_path(dataset: str, name: str) -> Path:
-    """The file a batch partition names: ``<inbox>/<dataset>/<name>``, both plain names and the
-    file, its links resolved, inside the inbox; else one error, before anything is read."""
-    inbox = inbox_root()
-    folder = path_in(inbox, dataset, "batch dataset")
-    return confined(inbox, path_in(folder, name, "batch file"), "batch file")
+    """The file a batch partition names: ``<inbox>/<dataset>/<name>``, both plain names, each
+    inside its folder once links are resolved; else one error, before anything is read."""
+    return path_in(path_in(inbox_root(), dataset, "batch dataset"), name, "batch file")
 
 
 def batch_file_hash(context: AssetExecutionContext, **_) -> str:

@@ -369,7 +369,7 @@ class AssetStorage(ConfigurableResource):
             if kind == "png" else root.joinpath(*asset_key.path)
         *dimensions, last = [check_name(part, f"partition key {shown(str(partition))}: part", folder)
                              for part in str(partition).replace("|", "/").split("/")]
-        path = folder.joinpath(*dimensions, f"{last}{'.png' if kind == 'png' else EXTENSIONS[kind]}")
+        path = folder.joinpath(*dimensions, f"{last}{EXTENSIONS[kind]}")
         if is_local(root):
             confined(root.path, path.path, f"{asset_key.to_user_string()} partition {partition}")
         return path
