@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 TARGET_SECONDS = 120
-TIMED = ("kmeans_reconstructed", "kmeans_latent", "manifold_representation", "kmeans_manifold",
+TIMED = ("clusters_reconstructed", "clusters_latent", "manifold_representation", "clusters_manifold",
          "cluster_assignments", "clustering_metrics", "tsne_embeddings", "figure_reconstructions",
          "figure_tsne", "figure_manifold", "figure_voronoi", "figure_latent_centroids", "figure_loss_curve",
          "figure_k_sweep")
@@ -39,7 +39,7 @@ def main() -> None:
     from clustering_dag.settings import cache_root
 
     source = Path(cache_root())
-    keys = [asset_key(name, args.variant) for name in (*TIMED, "kmeans_original", "tsne_original")]
+    keys = [asset_key(name, args.variant) for name in (*TIMED, "clusters_original", "tsne_original")]
     if not (source / args.variant / "latent_representation" / f"{args.dataset}.parquet").is_file():
         raise SystemExit(f"{source} has no {args.variant} representations of {args.dataset}: "
                          "materialize the graph first (README, the run command)")

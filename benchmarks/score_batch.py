@@ -33,13 +33,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def models_for(variant: str, x: np.ndarray):
-    """A variant's models of the real shapes, fitted on ``x`` for one epoch."""
+def models_for(variant: str, x: np.ndarray) -> dict:
+    """A variant's stored values that scoring reads (by asset name), of the real shapes, fitted on
+    ``x`` for one epoch."""
     from clustering_dag.core.arrays import Splits
     from clustering_dag.core.clustering import fit_clusters
     from clustering_dag.core.configs import ClusterConfig
     from clustering_dag.core.refine import config_for, train_classifier
-    from clustering_dag.core.scoring import StoredModels
     from clustering_dag.core.vae import represent, train_vae, variant_config
 
     vae = train_vae(variant_config(variant, epochs=1, input_dim=x.shape[1]), x)
@@ -50,7 +50,8 @@ def models_for(variant: str, x: np.ndarray):
     cfg = config_for(splits, 10, rounds=1, epochs=1)
     clusters = kmeans["latent"].predict(code)
     classifier = train_classifier(cfg, x, np.arange(len(x)), clusters)
-    return StoredModels(kmeans, vae, classifier)
+    return {"trained_vae": vae, "refined_classifier": classifier,
+            **{f"clusters_{space}": model.to_frame() for space, model in kmeans.items()}}
 
 
 def main() -> None:
@@ -62,6 +63,7 @@ def main() -> None:
 
     started = time.perf_counter()
     from clustering_dag.core.scoring import BatchLayout, read_batch, score, score_batch
+    from clustering_dag.core.spaces import scorable_spaces
     from clustering_dag.core.tf_env import tf
     from clustering_dag.core.variants import VARIANTS
     from clustering_dag.defs.resources import Accelerator, DatasetSource
@@ -83,16 +85,16 @@ def main() -> None:
             batch = read_batch(path, layout)
             read.append(time.perf_counter() - t0)
         for variant in args.variant or list(VARIANTS):
-            models = models_for(variant, data.train_x[:2000])
-            reference = score(models, data.test_x[:1000])
+            models, spaces = models_for(variant, data.train_x[:2000]), scorable_spaces()
+            reference = score(spaces, models, data.test_x[:1000])
             before = peak_rss_mb()
             t0 = time.perf_counter()
-            score_batch(batch, models, reference)  # traces the networks once
+            score_batch(batch, spaces, models, reference)  # traces the networks once
             warm_up = time.perf_counter() - t0
             times = []
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
-                score_batch(batch, models, reference)
+                score_batch(batch, spaces, models, reference)
                 times.append(time.perf_counter() - t0)
             total = statistics.median(read) + statistics.median(times)
             results[variant] = {"score_seconds": round(statistics.median(times), 3),

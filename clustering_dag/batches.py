@@ -15,7 +15,6 @@ what it was. Both load from ``workspace.yaml``; the models are declared here as 
 location's assets.
 """
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -35,21 +34,21 @@ from dagster import (
     MultiPartitionsDefinition,
     MultiToSingleDimensionPartitionMapping,
     Output,
-    PreviewWarning,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
-    asset_check,
     sensor,
 )
 
+from clustering_dag import definitions as main
+from clustering_dag.core.digests import file_sha256
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.paths import confined, is_plain_name, path_in
+from clustering_dag.core.spaces import scored_with
 from clustering_dag.core.variants import VARIANTS
-from clustering_dag.defs import location
 from clustering_dag.defs.assets.common import image_metadata, table_metadata
-from clustering_dag.defs.assets.scoring import SCORED_WITH
-from clustering_dag.defs.cached import IO_MANAGERS, asset_key, cached_asset, kind_of
+from clustering_dag.defs.assets.scoring import SCORED_SPACES, SCORED_WITH
+from clustering_dag.defs.cached import asset_key, cached_asset, check_per_variant, resolve_shared
 from clustering_dag.defs.partitions import DATASET_KEYS, dataset_partitions
 from clustering_dag.defs.storage import AssetStorage
 from clustering_dag.defs.versioning import unversioned
@@ -62,10 +61,17 @@ with warnings.catch_warnings():  # Dagster's way to map a batch to its dataset; 
     BY_DATASET = MultiToSingleDimensionPartitionMapping(partition_dimension_name="dataset")
 SUFFIXES = (".npz", ".gz", ".idx", "-ubyte", ".csv", ".parquet", ".pq")
 
-# What the main location makes and a batch reads: its assets, declared here.
-upstream = list({asset_key(name, v): AssetSpec(asset_key(name, v), partitions_def=dataset_partitions)
-                 .with_io_manager_key(IO_MANAGERS[kind_of(name)])
-                 for v in VARIANTS for name in SCORED_WITH}.values())
+
+
+def upstream_specs() -> list[AssetSpec]:
+    """What the main location makes and a batch reads (``SCORED_WITH``), declared here as its
+    declarations say: key, partitions, IO manager."""
+    return [AssetSpec(key, partitions_def=dataset_partitions)
+            .with_io_manager_key(definition.get_io_manager_key_for_asset_key(key))
+            for definition in main.defs.assets for key in definition.keys if key.path[-1] in SCORED_WITH]
+
+
+upstream = upstream_specs()
 
 
 def batch_of(context) -> tuple[str, str]:
@@ -83,37 +89,36 @@ def batch_file_hash(context: AssetExecutionContext, **_) -> str:
     """The batch file's content (SHA-256): what makes a changed file a new value. Computed as the
     step's cache key is made, before anything else: a partition whose name is refused fails here."""
     path = batch_path(*batch_of(context))
-    if not path.is_file():
-        return "missing"
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path) if path.is_file() else "missing"
 
 
-@cached_asset(per_variant=True, group="scoring", partitions_def=batch_partitions,
-              partition_mapping=BY_DATASET, key_extra=batch_file_hash)
-def scored_batch(context: AssetExecutionContext, asset_storage: AssetStorage, raw_dataset, kmeans_original,
-                 kmeans_reconstructed, kmeans_latent, trained_vae, refined_classifier, test_scores):
-    """Every row of a batch file from the dataset's inbox, scored by the dataset's stored models:
-    its cluster and distance to the centre in the original, reconstructed and latent spaces, the
-    refined classifier's cluster and probability, and whether it lies farther out than 95 % of the
-    test split's rows (``*_far``, ``refined_unsure``)."""
-    from clustering_dag.core.scoring import BatchLayout, StoredModels, score_file
+def scored_batch_asset(spaces):
+    @cached_asset(per_variant=True, group="scoring", partitions_def=batch_partitions,
+                  partition_mapping=BY_DATASET, key_extra=batch_file_hash,
+                  reads=("raw_dataset", *scored_with(spaces), "test_scores"),
+                  runs=tuple(s.project for s in spaces))
+    def scored_batch(context: AssetExecutionContext, asset_storage: AssetStorage, **values):
+        """Every row of a batch file from the dataset's inbox, scored by the dataset's stored
+        models: its cluster and distance to the centre in every space that can score new rows (a
+        classifier: its cluster and probability), and whether it lies farther out than 95 % of the
+        test split's rows (``*_far``, ``*_unsure``)."""
+        from clustering_dag.core.scoring import BatchLayout, n_clusters, score_file
 
-    dataset, name = batch_of(context)
-    path = batch_path(dataset, name)
-    if not path.is_file():
-        raise DataError(f"no batch file {path}: partition {context.partition_key} names a file that is "
-                        f"not in {dataset}'s inbox ({path.parent}).")
-    layout = BatchLayout.of(raw_dataset)
-    models = StoredModels.of(kmeans_original, kmeans_reconstructed, kmeans_latent, trained_vae,
-                             refined_classifier)
-    batch, frame = score_file(path, layout, models, test_scores)
-    context.log.info(f"{path}: {len(frame):,} rows scored")
-    return Output(frame, metadata=_batch_summary(context, frame, batch, layout, models.n_clusters,
-                                                              asset_storage))
+        dataset, name = batch_of(context)
+        path = batch_path(dataset, name)
+        if not path.is_file():
+            raise DataError(f"no batch file {path}: partition {context.partition_key} names a file that "
+                            f"is not in {dataset}'s inbox ({path.parent}).")
+        layout = BatchLayout.of(values["raw_dataset"])  # values: what the spaces score with, too
+        batch, frame = score_file(path, layout, spaces, values, values["test_scores"])
+        context.log.info(f"{path}: {len(frame):,} rows scored")
+        return Output(frame, metadata=_batch_summary(context, frame, batch, layout,
+                                                     n_clusters(spaces, values), asset_storage))
+
+    return scored_batch
+
+
+scored_batch = scored_batch_asset(SCORED_SPACES)
 
 
 @unversioned
@@ -123,7 +128,8 @@ def _batch_summary(context, frame, batch, layout, k: int, storage) -> dict:
     from clustering_dag.core.scoring import cluster_counts, drift_shares
 
     dataset, _ = batch_of(context)
-    per_cluster = [batch.x[np.flatnonzero(frame["refined_cluster"].to_numpy() == c)[:8]] for c in range(k)]
+    by = next(c for c in reversed(frame.columns) if c.endswith("_cluster"))  # the last space's
+    per_cluster = [batch.x[np.flatnonzero(frame[by].to_numpy() == c)[:8]] for c in range(k)]
     shown = [(c, rows) for c, rows in enumerate(per_cluster) if len(rows)]
     return {
         "rows": len(frame), "source": MetadataValue.path(batch.source),
@@ -133,7 +139,7 @@ def _batch_summary(context, frame, batch, layout, k: int, storage) -> dict:
         "model_versions": MetadataValue.json({
             name: storage.stored_key(context.asset_key_for_input(name), dataset) for name in SCORED_WITH}),
         "examples": image_metadata([rows for _, rows in shown],
-                                   [f"refined cluster {c}" for c, _ in shown],
+                                   [f"{by.removesuffix('_cluster')} cluster {c}" for c, _ in shown],
                                    layout.image_shape),
     }
 
@@ -142,20 +148,16 @@ def _batch_drift(scored_batch) -> AssetCheckResult:
     """The batch's rows lie no farther from their centroids, and are classified no less surely, than
     the test split's: it warns, in words and shares, when many more rows than the test split's 5 %
     lie beyond 95 % of the test split's distances."""
-    from clustering_dag.core.scoring import drift_shares, drift_verdict
+    from clustering_dag.core.scoring import drift_shares, drift_verdict, unsure_spaces
 
     shares = drift_shares(scored_batch)
-    passed, text = drift_verdict(shares)
+    passed, text = drift_verdict(shares, unsure_spaces(scored_batch))
     return AssetCheckResult(
         passed=passed, severity=AssetCheckSeverity.WARN, description=text,
         metadata={f"{s}_share": MetadataValue.float(round(v, 4)) for s, v in shares.items()})
 
 
-with warnings.catch_warnings():  # a partitioned check (one verdict per batch) is a Dagster preview
-    warnings.simplefilter("ignore", PreviewWarning)
-    batch_drift = [asset_check(asset=asset_key("scored_batch", v), name="batch_drift",
-                               partitions_def=batch_partitions,
-                               description=_batch_drift.__doc__)(_batch_drift) for v in VARIANTS]
+batch_drift = check_per_variant(_batch_drift, asset="scored_batch", partitions_def=batch_partitions)
 SCORED = [asset_key("scored_batch", v) for v in VARIANTS]
 
 
@@ -211,7 +213,8 @@ def inbox_sensor(context: SensorEvaluationContext):
         dynamic_partitions_requests=[batch_files.build_add_request(new_files)] if new_files else [])
 
 
-defs = Definitions(assets=[*upstream, *scored_batch], asset_checks=batch_drift, sensors=[inbox_sensor],
-                   resources=location.defs.resources, executor=location.defs.executor)
+_assets, _checks = resolve_shared([*upstream, *scored_batch], batch_drift)
+defs = Definitions(assets=_assets, asset_checks=_checks, sensors=[inbox_sensor],
+                   resources=main.defs.resources, executor=main.defs.executor)
 all_assets = [*defs.assets, *defs.asset_checks]
 resources = dict(defs.resources)

@@ -9,14 +9,16 @@ from pathlib import Path
 
 from dagster import Definitions, load_from_defs_folder, map_asset_specs
 
+from clustering_dag.defs.cached import resolve_shared
 from clustering_dag.defs.jobs import follow_upstream
 
 
 def _location() -> Definitions:
     folder = load_from_defs_folder(path_within_project=Path(__file__).parent)
+    assets, checks = resolve_shared(list(folder.assets or []), list(folder.asset_checks or []))
     return Definitions(
-        assets=map_asset_specs(follow_upstream, list(folder.assets or [])),
-        asset_checks=folder.asset_checks, jobs=folder.jobs, schedules=folder.schedules,
+        assets=map_asset_specs(follow_upstream, assets),
+        asset_checks=checks, jobs=folder.jobs, schedules=folder.schedules,
         sensors=folder.sensors, resources=folder.resources, executor=folder.executor)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from clustering_dag.core.spaces import SPACES
 from clustering_dag.core.variants import VARIANTS, variant_config
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -19,6 +20,12 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 
 def _ops(config_by_op: dict) -> dict:
     return {"ops": {op: {"config": cfg} for op, cfg in config_by_op.items()}}
+
+
+def _kmeans(**config) -> dict:
+    """``config`` for the k-means of every space clustered by k-means, by op name."""
+    return {f"{v}__{s.clustering}" if not s.shared else s.clustering: dict(config)
+            for s in SPACES.values() if s.clusters == "kmeans" for v in VARIANTS}
 
 
 def full() -> dict:
@@ -40,12 +47,9 @@ def quick() -> dict:
     """10,000 training and 1,000 test images, 10 epochs, light clustering, UMAP fitted on 2,000
     codes (two restarts), 5 epochs per refinement round; t-SNE as in the full run (500
     iterations, past the early-exaggeration phase), so the figures show real structure."""
-    ops: dict = {"raw_dataset": {"train_rows": 10_000, "test_rows": 1000},
-                 "kmeans_original": {"n_init": 2}}
+    ops: dict = {"raw_dataset": {"train_rows": 10_000, "test_rows": 1000}, **_kmeans(n_init=2)}
     for v in VARIANTS:
         ops[f"{v}__trained_vae"] = {"epochs": 10, "batch_size": 128}
-        ops[f"{v}__kmeans_reconstructed"] = {"n_init": 2}
-        ops[f"{v}__kmeans_latent"] = {"n_init": 2}
         ops[f"{v}__figure_k_sweep"] = {"k_max": 12}
         ops[f"{v}__manifold_representation"] = {"fit_rows": 2000, "n_epochs": 200, "restarts": 2}
         ops[f"{v}__refined_classifier"] = {"epochs": 5}
@@ -58,12 +62,10 @@ def smoke() -> dict:
     round, t-SNE at its shortest (250 iterations): every asset of the graph in about a minute, to
     check that an installation or a change works end to end. Its numbers say little about the
     method."""
-    ops: dict = {"raw_dataset": {"train_rows": 3000, "test_rows": 500},
-                 "kmeans_original": {"n_init": 1}, "tsne_original": {"max_iter": 250}}
+    ops: dict = {"raw_dataset": {"train_rows": 3000, "test_rows": 500}, **_kmeans(n_init=1),
+                 "tsne_original": {"max_iter": 250}}
     for v in VARIANTS:
         ops[f"{v}__trained_vae"] = {"epochs": 5, "batch_size": 64}
-        ops[f"{v}__kmeans_reconstructed"] = {"n_init": 1}
-        ops[f"{v}__kmeans_latent"] = {"n_init": 1}
         ops[f"{v}__tsne_embeddings"] = {"max_iter": 250}
         ops[f"{v}__figure_k_sweep"] = {"k_max": 12}
         ops[f"{v}__manifold_representation"] = {"fit_rows": 1000, "n_epochs": 50, "restarts": 2}

@@ -11,14 +11,18 @@ from upath import UPath
 
 from clustering_dag.core.paper import PAPER_TABLE, describe_settings
 from clustering_dag.core.seeds import mean_sd, spread
+from clustering_dag.core.spaces import SPACES
 from clustering_dag.core.variants import VARIANTS
 from clustering_dag.defs.partitions import DATASET_KEYS
 from clustering_dag.defs.storage import read_parquet
 from clustering_dag.settings import cache_root
 
 SETTINGS = ("profile", "train_rows", "test_rows", "epochs")
-SPACE_NAMES = {"manifold": "manifold (UMAP of latent, GMM)",
-               "refined": "refined (classifier self-trained on the manifold clusters)"}
+
+def shown_name(space: str) -> str:
+    """A space's row name: the paper's own by name, the others with what they are."""
+    entry = SPACES.get(space)
+    return space if entry is None or entry.paper else f"{space} ({entry.about})"
 
 
 def report(root: UPath) -> str:
@@ -52,7 +56,7 @@ def report(root: UPath) -> str:
                     digits = 1 if m == "chs" else 3
                     cell = mean_sd(row[f"{m}_mean"], row[f"{m}_sd"], digits)
                     cells.append(f"{cell} ({paper[i]:.{digits}f})" if paper and i < 3 else cell)
-                name = SPACE_NAMES.get(rep, rep)
+                name = shown_name(rep)
                 lines.append(f"| {name} | {int(row['dim'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

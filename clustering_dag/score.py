@@ -24,16 +24,12 @@ from clustering_dag.core.variants import VARIANTS
 
 def stored(storage, dataset: str, variant: str) -> dict:
     """The stored values a variant scores with, for ``dataset``; a clear error for a missing one."""
+    from clustering_dag.definitions import defs
     from clustering_dag.defs.assets.scoring import SCORED_WITH
-    from clustering_dag.defs.cached import asset_key, kind_of
 
-    values = {}
-    for name in SCORED_WITH:
-        key, kind = asset_key(name, variant), kind_of(name)
-        if not (path := storage.path(key, dataset, kind)).exists():
-            raise storage.not_stored(key, dataset, path)
-        values[name] = storage.load(key, dataset, kind)
-    return values
+    keys = {key.path[-1]: key for a in defs.assets for key in a.keys
+            if key.path[-1] in SCORED_WITH and key.path[0] in (variant, key.path[-1])}
+    return {name: storage.load_stored(keys[name], dataset) for name in SCORED_WITH}
 
 
 def score_with_stored(path: Path, dataset: str, variants: list[str], storage=None):
@@ -42,13 +38,13 @@ def score_with_stored(path: Path, dataset: str, variants: list[str], storage=Non
 
     from clustering_dag.core.scoring import (
         BatchLayout,
-        StoredModels,
         drift_shares,
         drift_verdict,
         read_batch,
         score_batch,
+        unsure_spaces,
     )
-    from clustering_dag.defs.assets.scoring import MODELS
+    from clustering_dag.defs.assets.scoring import SCORED_SPACES
     from clustering_dag.defs.storage import AssetStorage
 
     storage = storage or AssetStorage()
@@ -59,10 +55,9 @@ def score_with_stored(path: Path, dataset: str, variants: list[str], storage=Non
     summary["read_seconds"] = round(time.perf_counter() - start, 3)
     for variant, values in stored_values.items():
         start = time.perf_counter()
-        models = StoredModels.of(**{name: values[name] for name in MODELS})
-        frame = score_batch(batch, models, values["test_scores"])
+        frame = score_batch(batch, SCORED_SPACES, values, values["test_scores"])
         shares = drift_shares(frame)
-        looks_alike, verdict = drift_verdict(shares)
+        looks_alike, verdict = drift_verdict(shares, unsure_spaces(frame))
         summary["rows"] = len(frame)
         summary["variants"][variant] = {
             "seconds": round(time.perf_counter() - start, 3),

@@ -92,8 +92,8 @@ def test_damaged_weights_and_figures_are_refused(tmp_path):
 
     from clustering_dag.core.figures import image_rows, to_png
 
-    png = storage.png_with_key(to_png(image_rows([x[:3]], ["x"], [28, 28])), "fig-key")
-    assert storage.png_intact(png)
+    png = to_png(image_rows([x[:3]], ["x"], [28, 28]), {storage.KEY_FIELD: "fig-key"})
+    assert storage.png_intact(png) and storage.png_key(png) == "fig-key"
     figure = UPath(tmp_path / "f.png")
     figure.write_bytes(png[:200] + bytes([png[200] ^ 0xFF]) + png[201:])
     with pytest.raises(DataError, match="is damaged or holds another value"):

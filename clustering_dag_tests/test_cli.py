@@ -72,14 +72,59 @@ def test_an_asset_scaffolded_with_dg_joins_the_code_location(tmp_path, data_dir)
     assert {a["asset_key"] for a in listed["assets"]} == every | {"my_new_asset"}
 
 
+def scaffolded_example() -> str:
+    """The scaffolded asset as docs/development.md's steps leave it (its code block after the
+    marker line)."""
+    text = (PROJECT_ROOT / "docs" / "development.md").read_text()
+    block = text.split("<!-- the scaffolded asset, as these steps leave it: -->", 1)[1]
+    code = block.split("```python\n", 1)[1].split("```", 1)[0]
+    return "\n".join(line.removeprefix("  ") for line in code.splitlines()) + "\n"
+
+
+@pytest.mark.slow
+def test_a_scaffolded_asset_is_stored_without_pickle_and_the_whole_graph_runs_with_it(graph_copy, tmp_path):
+    """`dg scaffold defs dagster.asset`, then the docs' steps: the plain asset's value goes to the
+    code location's default IO manager (JSON here, parquet for a table), no pickle anywhere in the
+    cache, and `--select '*' --partition mnist` runs the whole graph with it present (every other
+    value reused from the stored run)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, project / name)
+    shutil.copytree(PROJECT_ROOT / "clustering_dag", project / "clustering_dag",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"PYTHONPATH": str(project)}
+    dg("scaffold", "defs", "dagster.asset", "label_counts.py", env=env, cwd=project)
+    (project / "clustering_dag" / "defs" / "label_counts.py").write_text(scaffolded_example())
+    profile = project / "clustering_dag" / "profiles" / f"{GRAPH_PROFILE}.yaml"
+    proc = subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m", "clustering_dag.definitions",
+                           "--select", "*", "--partition", "mnist", "-c", str(profile)],
+                          cwd=project, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    stored = graph_copy.cache / "label_counts" / "mnist.json"
+    counts = json.loads(stored.read_text())
+    assert sum(counts.values()) == 500 and set(counts) == {str(d) for d in range(10)}  # the smoke test split
+    files = [p for p in graph_copy.cache.rglob("*") if p.is_file()]
+    assert files and all(p.name.endswith((".parquet", ".weights.h5", ".png", ".json")) for p in files)
+    from dagster import DagsterEventType, DagsterInstance
+
+    with DagsterInstance.from_config(str(graph_copy.home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        made = {e.dagster_event.asset_key.to_user_string(): e.asset_materialization.metadata
+                for e in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)}
+    assert set(made) == {k.to_user_string() for k in defs.resolve_all_asset_keys()} | {"label_counts"}
+    assert all(meta["reused"].value for key, meta in made.items() if key != "label_counts")
+
+
 @pytest.mark.slow
 def test_dg_launch_materializes_a_selection(tmp_path, data_dir):
     env = {"DAGSTER_HOME": str(initialized_dagster_home(tmp_path / "home")),
            "CLUSTERING_DAG_DATA_DIR": str(data_dir), "CLUSTERING_DAG_CACHE_DIR": str(tmp_path / "cache")}
     config = {"ops": {"raw_dataset": {"config": {"train_rows": 600, "test_rows": 200}}}}
-    dg("launch", "--assets", "raw_dataset,noisy_test_set,original_representation,kmeans_original",
+    dg("launch", "--assets", "raw_dataset,noisy_dataset,original_representation,clusters_original",
        "--partition", "fashion_mnist", "--config-json", json.dumps(config), env=env)
-    assert (tmp_path / "cache" / "kmeans_original" / "fashion_mnist.parquet").stat().st_size > 0
+    assert (tmp_path / "cache" / "clusters_original" / "fashion_mnist.parquet").stat().st_size > 0
 
 
 @pytest.mark.slow
@@ -89,9 +134,9 @@ def test_steps_that_need_no_tensorflow_never_import_it(graph_copy):
             "from dagster import materialize\n"
             "from clustering_dag.definitions import all_assets, resources\n"
             "from clustering_dag.profiles import PROFILES\n"
-            "sel = ['raw_dataset', 'noisy_test_set', 'original_representation', 'kmeans_original']\n"
+            "sel = ['raw_dataset', 'noisy_dataset', 'original_representation', 'clusters_original']\n"
             f"cfg = {{'ops': {{k: v for k, v in PROFILES[{GRAPH_PROFILE!r}]()['ops'].items()\n"
-            "               if k in ('raw_dataset', 'kmeans_original')}}\n"
+            "               if k in ('raw_dataset', 'clusters_original')}}\n"
             "r = materialize(all_assets, selection=sel, partition_key='fashion_mnist', run_config=cfg,\n"
             "                resources=resources)\n"
             "assert r.success\n"

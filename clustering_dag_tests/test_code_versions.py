@@ -15,7 +15,6 @@ from dagster import AssetSelection
 
 from clustering_dag.core.variants import VARIANTS
 from clustering_dag.definitions import defs
-from clustering_dag.defs.resources import Accelerator, DatasetSource
 from clustering_dag.defs.versioning import PACKAGE_DIR, SourceVersions
 from clustering_dag_tests.conftest import GRAPH_PROFILE
 
@@ -29,11 +28,6 @@ METRICS_USERS = {f"{v}/{a}" for v in VARIANTS
 DECODE_USERS = {f"{v}/figure_latent_centroids" for v in VARIANTS}
 
 
-RUNS = {"raw_dataset": (DatasetSource.load, DatasetSource.fingerprint),
-        **{f"{v}/{a}": (Accelerator.select,)
-           for v in VARIANTS for a in ("trained_vae", "seed_spread", "refined_classifier")}}
-
-
 def versions(sources: dict | None = None) -> dict[str, str]:
     """Every asset's code version, derived as the code location does, with ``sources`` replacing
     files' text."""
@@ -41,7 +35,7 @@ def versions(sources: dict | None = None) -> dict[str, str]:
     out = {}
     for key in GRAPH.materializable_asset_keys:
         fn = inspect.unwrap(GRAPH.get(key).assets_def.op.compute_fn.decorated_fn)  # the asset's body
-        out[key.to_user_string()] = derive.version(fn, RUNS.get(key.to_user_string(), ()))
+        out[key.to_user_string()] = derive.version(fn, fn.__runs__)  # and what its declaration names
     return out
 
 
@@ -123,7 +117,7 @@ def test_editing_the_dataset_readers_changes_the_raw_data_only():
 def test_editing_figures_leaves_data_and_training_alone():
     changed = changed_by(PACKAGE_DIR / "core" / "figures.py", edit("tsne_embeddings", "voronoi_figure"))
     assert {"tsne_original", "paper/figure_voronoi", "elbo/tsne_embeddings"} <= changed
-    assert not changed & {"raw_dataset", "noisy_test_set", "paper/trained_vae", "kmeans_original",
+    assert not changed & {"raw_dataset", "noisy_dataset", "paper/trained_vae", "clusters_original",
                           "paper/clustering_metrics"}  # their previews are not their values
 
 
@@ -189,6 +183,6 @@ def test_a_core_edit_recomputes_its_users_and_what_lies_below(graph_copy, tmp_pa
     recomputed = {k for k, v in reused.items() if not v}
     assert recomputed == in_run(below(edited_users))
     if name == "vae":
-        assert not recomputed & {"raw_dataset", "noisy_test_set", "kmeans_original", "tsne_original"}
+        assert not recomputed & {"raw_dataset", "noisy_dataset", "clusters_original", "tsne_original"}
     else:  # the metric tables, or the decoded-centroid figures, and nothing else
         assert recomputed == in_run(edited_users)

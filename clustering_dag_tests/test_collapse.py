@@ -22,7 +22,7 @@ from clustering_dag.core.clustering import ClusterConfig, fit_clusters
 from clustering_dag.core.metrics import label_metrics
 from clustering_dag.core.noise import add_gaussian_noise
 from clustering_dag.core.registry import UserDataset
-from clustering_dag.core.trained import TrainedVAE, collapse_diagnosis, load_trained
+from clustering_dag.core.trained import TrainedModel, collapse_diagnosis, load_trained
 from clustering_dag.core.user_data import load_user_dataset
 from clustering_dag.core.variants import VAEConfig, variant_config
 from clustering_dag.settings import PROJECT_ROOT
@@ -95,11 +95,11 @@ def test_collapse_diagnosis_says_what_happened_and_what_to_try():
     cfg = variant_config("elbo", images=True, input_dim=50, kl_warmup=0.0)
     collapsed = {"active_dims": 0, "latent_dim": 10, "rows": 500, "mean_variance": [1e-7] * 10,
                  "kl_per_dim": [1e-6] * 10}
-    text = collapse_diagnosis(TrainedVAE(None, cfg, diagnostics=collapsed))
+    text = collapse_diagnosis(TrainedModel(None, cfg, diagnostics=collapsed))
     assert "posterior collapse" in text and "none of the 10 latent dimensions" in text
     assert "likelihood: gaussian" in text and "kl_warmup" in text and "free_bits" in text
     healthy = {**collapsed, "active_dims": 3}
-    assert collapse_diagnosis(TrainedVAE(None, cfg, diagnostics=healthy)) is None
+    assert collapse_diagnosis(TrainedModel(None, cfg, diagnostics=healthy)) is None
 
 
 # --- slow: real training -------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def test_collapse_stops_the_run_at_the_training_step_with_the_diagnosis(tmp_path
     def materialize(*config: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [DAGSTER, "asset", "materialize", "-m", "clustering_dag.definitions", "--partition", "table",
-             "--select", "raw_dataset,noisy_test_set,elbo/trained_vae,elbo/latent_representation,"
+             "--select", "raw_dataset,noisy_dataset,elbo/trained_vae,elbo/latent_representation,"
              "elbo/reconstructed_representation",
              *config], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
 

@@ -40,7 +40,7 @@ def test_automation_follows_upstream_except_roots_and_training():
     assert conditions["raw_dataset"] is None
     assert all(conditions[f"{v}/trained_vae"] is None for v in VARIANTS)
     eager = {k for k, c in conditions.items() if c is not None}
-    assert {"noisy_test_set", "paper/latent_representation", "paper/clustering_metrics",
+    assert {"noisy_dataset", "paper/latent_representation", "paper/clustering_metrics",
             "elbo/figure_tsne", "dae/refined_classifier"} <= eager
     assert len(eager) == len(conditions) - 1 - len(VARIANTS)
     # eager(), triggered by a dependency's new data version instead of any new materialization
@@ -81,7 +81,7 @@ def test_the_batches_location_reads_each_dataset_s_models():
     scored = graph.get(AssetKey(["dae", "scored_batch"]))
     assert scored.code_version and scored.group_name == "scoring_dae"
     assert {k.to_user_string() for k in scored.parent_keys} == {
-        "raw_dataset", "kmeans_original", "dae/kmeans_reconstructed", "dae/kmeans_latent",
+        "raw_dataset", "clusters_original", "dae/clusters_reconstructed", "dae/clusters_latent",
         "dae/trained_vae", "dae/refined_classifier", "dae/test_scores"}
     main = defs.resolve_asset_graph()
     for key in scored.parent_keys:  # the main location makes every one of them

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.services
 
 cluster = test_celery.cluster  # the fixture: Redis, PostgreSQL, a DAGSTER_HOME, the workers
 
-CHAIN_STEPS = {"raw_dataset", "noisy_test_set", "paper__trained_vae", "paper__latent_representation",
+CHAIN_STEPS = {"raw_dataset", "noisy_dataset", "paper__trained_vae", "paper__latent_representation",
                "paper__manifold_representation"}
 RUN_STEPS = CHAIN_STEPS | {"paper__trained_vae_latent_code_used"}  # and the VAE's asset check
 VICTIM = "paper__manifold_representation"
@@ -70,7 +70,7 @@ def chain_config(cluster: CeleryCluster, lost_after: float, watched_worker_yaml:
 def start_chain(cluster: CeleryCluster, graph, lost_after: float, **how) -> subprocess.Popen:
     """The chain's run, its steps before the UMAP stage reused from the shared cold run (the same
     settings): the faults hit the UMAP stage, the steps before it are another test's."""
-    cluster.seed_cache(graph, ["raw_dataset", "noisy_test_set", "paper/trained_vae",
+    cluster.seed_cache(graph, ["raw_dataset", "noisy_dataset", "paper/trained_vae",
                                "paper/latent_representation"])
     celery_yaml, run_yaml = chain_config(cluster, lost_after, **how)
     cluster.start_worker("vae", VAE_QUEUE)
@@ -284,7 +284,7 @@ def test_two_runs_of_the_same_partition_at_once_leave_each_file_matching_its_key
     with DagsterInstance.from_config(str(home)) as instance:  # the tables, before two processes
         instance.get_runs(limit=1)
     config = tmp_path / "run.yaml"
-    selection = ["raw_dataset", "noisy_test_set", "original_representation", "kmeans_original"]
+    selection = ["raw_dataset", "noisy_dataset", "original_representation", "clusters_original"]
     ops = {k: v for k, v in graph_config()["ops"].items() if k in selection}
     config.write_text(yaml.safe_dump({"ops": ops}))
     env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_CACHE_DIR": str(cache),

@@ -21,7 +21,7 @@ from clustering_dag_tests.conftest import graph_config
 
 pytestmark = pytest.mark.slow
 
-KMEANS_LATENT = AssetKey(["paper", "kmeans_latent"])
+KMEANS_LATENT = AssetKey(["paper", "clusters_latent"])
 
 
 # What the change tests below re-run: every asset but the `dae` variant's (whose steps are the same
@@ -97,30 +97,30 @@ def test_a_warm_run_reuses_every_value_and_shows_the_metadata_of_the_run_that_ma
 
 
 def test_kmeans_change_recomputes_only_clustering_and_below(cache_copy):
-    config = with_op_config(graph_config(), "paper__kmeans_latent", seed=7)
+    config = with_op_config(graph_config(), "paper__clusters_latent", seed=7)
     reused = change_run(config)
     recomputed = {k for k, v in reused.items() if not v}
-    assert recomputed == downstream_of("paper/kmeans_latent")
-    assert recomputed == {"paper/kmeans_latent", "paper/cluster_assignments", "paper/clustering_metrics",
+    assert recomputed == downstream_of("paper/clusters_latent")
+    assert recomputed == {"paper/clusters_latent", "paper/cluster_assignments", "paper/clustering_metrics",
                           "paper/seed_spread", "paper/paper_comparison", "paper/figure_latent_centroids",
                           "paper/figure_manifold", "paper/test_scores"}
     assert reused["paper/trained_vae"] and reused["paper/latent_representation"]
 
 
 def test_noise_change_recomputes_the_noisy_set_and_below(cache_copy):
-    reused = change_run(with_op_config(graph_config(), "noisy_test_set", sigma=0.1))
+    reused = change_run(with_op_config(graph_config(), "noisy_dataset", sigma=0.1))
     recomputed = {k for k, v in reused.items() if not v}
     # elbo/trained_vae is downstream in the graph but trains on the clean images: its inputs did
     # not change, so it and what only it feeds (its loss curve, its t-SNE of the clean test
     # images) are rightly reused.
     clean_only = {"elbo/trained_vae", "elbo/figure_loss_curve", "elbo/tsne_embeddings", "elbo/figure_tsne"}
-    assert recomputed == in_change_runs(downstream_of("noisy_test_set") - clean_only)
+    assert recomputed == in_change_runs(downstream_of("noisy_dataset") - clean_only)
     assert {"raw_dataset", "tsne_original", "elbo/trained_vae"} <= {k for k, v in reused.items() if v}
     assert "paper/trained_vae" in recomputed
 
 
 def test_damaged_cache_file_is_recomputed_not_trusted(cache_copy):
-    config = with_op_config(graph_config(), "noisy_test_set", sigma=0.1)
+    config = with_op_config(graph_config(), "noisy_dataset", sigma=0.1)
     change_run(config)  # settle the cache on this config (warm when the test above ran)
     path = Path(os.environ["CLUSTERING_DAG_CACHE_DIR"]) / "tsne_original" / "mnist.parquet"
     damaged = path.read_bytes()[:100]
@@ -128,7 +128,7 @@ def test_damaged_cache_file_is_recomputed_not_trusted(cache_copy):
     path.write_bytes(damaged)
     reused = change_run(config)
     assert {k for k, v in reused.items() if not v} == {"tsne_original"}
-    test_rows = len(cache_copy.result.output_for_node("noisy_test_set").test_x)
+    test_rows = len(cache_copy.result.output_for_node("noisy_dataset").test_x)
     assert pq.read_table(path).num_rows == test_rows  # rewritten whole
 
 
@@ -161,13 +161,13 @@ def test_every_materialization_reports_its_cache_key_as_data_version(shared_grap
 
 
 def test_unsynced_status_and_automation_follow_the_cache(graph_copy):
-    km_config = {"ops": {"paper__kmeans_latent": graph_config()["ops"]["paper__kmeans_latent"]}}
+    km_config = {"ops": {"paper__clusters_latent": graph_config()["ops"]["paper__clusters_latent"]}}
     with DagsterInstance.from_config(str(graph_copy.home)) as instance:
         assert unsynced(instance) == set()
         tick = evaluate_automation_conditions(defs=defs, instance=instance)
 
         # Re-materialized with nothing changed: the cache is reused, the data version is the same.
-        assert run(km_config, [KMEANS_LATENT], instance) == {"paper/kmeans_latent": True}
+        assert run(km_config, [KMEANS_LATENT], instance) == {"paper/clusters_latent": True}
         assert unsynced(instance) == set()
         tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
         assert tick.total_requested == 0
@@ -175,10 +175,10 @@ def test_unsynced_status_and_automation_follow_the_cache(graph_copy):
         # A new seed: a new value and data version. Its direct dependents are unsynced (Dagster
         # cannot tell whether a code-provided data version further down will change until those
         # run), and automation requests everything below it.
-        changed = {"ops": {"paper__kmeans_latent": {"config": {
-            **km_config["ops"]["paper__kmeans_latent"]["config"], "seed": 7}}}}
-        assert run(changed, [KMEANS_LATENT], instance) == {"paper/kmeans_latent": False}
-        below = downstream_of("paper/kmeans_latent") - {"paper/kmeans_latent"}
+        changed = {"ops": {"paper__clusters_latent": {"config": {
+            **km_config["ops"]["paper__clusters_latent"]["config"], "seed": 7}}}}
+        assert run(changed, [KMEANS_LATENT], instance) == {"paper/clusters_latent": False}
+        below = downstream_of("paper/clusters_latent") - {"paper/clusters_latent"}
         children = {k.to_user_string() for k in defs.resolve_asset_graph().get(KMEANS_LATENT).child_keys}
         assert unsynced(instance) == children and children < below
         tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)

@@ -6,7 +6,10 @@ of ``conftest.user_graphs``: ``wine`` and ``shuffled``, each a `dagster asset ma
 import pandas as pd
 import pytest
 
-from clustering_dag.core.variants import SPACES, VARIANTS
+from clustering_dag.core.spaces import space_names
+from clustering_dag.core.variants import VARIANTS
+
+SPACES = space_names()
 
 
 @pytest.mark.slow

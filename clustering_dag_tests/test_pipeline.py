@@ -5,9 +5,12 @@ import pytest
 from dagster import AssetKey
 
 from clustering_dag.core.arrays import Splits
-from clustering_dag.core.variants import SPACES, VARIANTS
+from clustering_dag.core.spaces import space_names
+from clustering_dag.core.variants import VARIANTS
 from clustering_dag.definitions import defs
 from clustering_dag_tests.conftest import GRAPH_PROFILE, graph_config
+
+SPACES = space_names()
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 
 from clustering_dag.definitions import resources
-from clustering_dag.defs.assets.datasets import noisy_test_set, raw_dataset
+from clustering_dag.defs.assets.datasets import noisy_dataset, raw_dataset
 from clustering_dag_tests.services import PG_URL_VARIABLE, postgres_dagster_home
 
 pytestmark = pytest.mark.services
@@ -18,11 +18,11 @@ def test_materialization_recorded_in_postgres(postgres_url, env_data_dir, cache_
     with DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         result = materialize(
-            [raw_dataset, noisy_test_set], partition_key="fashion_mnist", instance=instance,
+            [raw_dataset, noisy_dataset], partition_key="fashion_mnist", instance=instance,
             resources=resources,
             run_config={"ops": {"raw_dataset": {"config": {"train_rows": 500, "test_rows": 200}}}})
         assert result.success
-        event = instance.get_latest_materialization_event(AssetKey("noisy_test_set"))
+        event = instance.get_latest_materialization_event(AssetKey("noisy_dataset"))
         assert event.asset_materialization.partition == "fashion_mnist"
         assert event.asset_materialization.metadata["dagster/row_count"].value == 700
         assert instance.get_run_by_id(result.run_id).is_success

@@ -31,13 +31,13 @@ def test_both_partitions_in_parallel_processes(tmp_path, data_dir):
     config.write_text(yaml.safe_dump({"ops": {"raw_dataset": {"config": {"train_rows": 3000}}}}))
     procs = {p: subprocess.Popen(
         [DAGSTER, "asset", "materialize", "-m", "clustering_dag.definitions", "--select",
-         "raw_dataset,noisy_test_set", "--partition", p, "-c", str(config)],
+         "raw_dataset,noisy_dataset", "--partition", p, "-c", str(config)],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for p in ("mnist", "fashion_mnist")}
     for partition, proc in procs.items():
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, out[-3000:]
-        assert (tmp_path / "cache" / "noisy_test_set" / f"{partition}.parquet").stat().st_size > 0
+        assert (tmp_path / "cache" / "noisy_dataset" / f"{partition}.parquet").stat().st_size > 0
 
 
 @pytest.mark.services  # a process per step: minutes, with the scale-out tier

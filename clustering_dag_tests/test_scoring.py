@@ -23,8 +23,11 @@ from dagster import (
 )
 
 from clustering_dag.core.errors import DataError
-from clustering_dag.core.scoring import SCORED_SPACES, BatchLayout, read_batch
+from clustering_dag.core.scoring import BatchLayout, read_batch
+from clustering_dag.core.spaces import scorable_spaces
 from clustering_dag.settings import PROJECT_ROOT
+
+SCORED_SPACES = [s.name for s in scorable_spaces()]
 
 MNIST = BatchLayout("mnist", 784, (28, 28))
 TABLE = BatchLayout("wine", 3, None, ("a", "b", "c"), {"how": "minmax", "lo": [0, 0, 10], "span": [2, 4, 10]},
@@ -170,7 +173,7 @@ def scored(shared_graph, data_dir, tmp_path_factory):
         inbox = folder / "inbox"
         mp.setenv("CLUSTERING_DAG_INBOX", str(inbox))
         (inbox / "mnist").mkdir(parents=True)
-        noisy = _stored(graph_copy.cache, ["noisy_test_set"], "mnist")
+        noisy = _stored(graph_copy.cache, ["noisy_dataset"], "mnist")
         np.savez(inbox / "mnist" / "test_split.npz", x=noisy.test_x.reshape(-1, 28, 28), y=noisy.test_y)
         with DagsterInstance.from_config(str(graph_copy.home)) as instance:
             result = _score(instance, "mnist", "test_split.npz")
@@ -186,7 +189,7 @@ def test_the_test_split_scored_as_a_batch_is_the_runs_own_clustering(scored):
     for variant in VARIANTS:
         frame = result.asset_value(AssetKey([variant, "scored_batch"]))
         assigned = _stored(graph.cache, [variant, "cluster_assignments"], "mnist")
-        assert len(frame) == len(assigned) == len(_stored(graph.cache, ["noisy_test_set"], "mnist").test_x)
+        assert len(frame) == len(assigned) == len(_stored(graph.cache, ["noisy_dataset"], "mnist").test_x)
         for space in SCORED_SPACES:
             np.testing.assert_array_equal(frame[f"{space}_cluster"], assigned[space],
                                           err_msg=f"{variant} {space}")
@@ -208,7 +211,7 @@ def test_the_test_split_scored_as_a_batch_is_the_runs_own_clustering(scored):
 @pytest.mark.slow
 def test_a_foreign_batch_warns_and_a_bad_file_fails_alone(scored):
     graph, inbox, instance, _ = scored
-    noisy = _stored(graph.cache, ["noisy_test_set"], "mnist")
+    noisy = _stored(graph.cache, ["noisy_dataset"], "mnist")
     np.savez(inbox / "mnist" / "inverted.npz", x=(1.0 - noisy.test_x[:300]).astype(np.float32))
     result = _score(instance, "mnist", "inverted.npz")
     assert result.success
@@ -309,9 +312,9 @@ def test_retraining_a_model_makes_its_scored_batches_unsynced(scored):
         return resolver.get_status(AssetKey([variant, "scored_batch"]), partition)
 
     assert status("paper") == status("dae") == StaleStatus.FRESH
-    config = graph_config()["ops"]["paper__kmeans_latent"]["config"]
-    refit = materialize(all_assets, selection=[AssetKey(["paper", "kmeans_latent"])], partition_key="mnist",
-                        run_config={"ops": {"paper__kmeans_latent": {"config": {**config, "seed": 7}}}},
+    config = graph_config()["ops"]["paper__clusters_latent"]["config"]
+    refit = materialize(all_assets, selection=[AssetKey(["paper", "clusters_latent"])], partition_key="mnist",
+                        run_config={"ops": {"paper__clusters_latent": {"config": {**config, "seed": 7}}}},
                         resources=resources, instance=instance)
     assert refit.success
     assert status("paper") == StaleStatus.STALE and status("dae") == StaleStatus.FRESH

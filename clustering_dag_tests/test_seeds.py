@@ -6,11 +6,10 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, materialize
 
-from clustering_dag.core.clustering import ClusterConfig
-from clustering_dag.core.configs import RefineConfig
-from clustering_dag.core.manifold import ManifoldConfig
-from clustering_dag.core.seeds import Chain, mean_sd, spread
-from clustering_dag.core.variants import SPACES, VAEConfig
+from clustering_dag.core.seeds import mean_sd, spread
+from clustering_dag.core.spaces import Space, add_space, original, space_names
+
+SPACES = space_names()
 
 METRICS = ["dbi", "silhouette", "chs", "accuracy", "nmi", "ari", "purity"]
 
@@ -31,34 +30,36 @@ def test_spread_is_mean_and_sample_sd_per_space_in_pipeline_order():
 
 
 def test_a_chain_needs_every_space():
-    with pytest.raises(ValueError, match="manifold"):
-        Chain(VAEConfig(), {s: ClusterConfig() for s in SPACES[:3]}, ManifoldConfig(), RefineConfig())
+    """A space reading what no step makes before it is refused, naming it: the chain never runs a
+    step without its input."""
+    with pytest.raises(ValueError, match="manifold_of_nothing"):
+        add_space(Space("broken", "reads a space that does not exist", ("manifold_of_nothing",), original))
+    assert "broken" not in SPACES
 
 
 @pytest.mark.slow
 def test_the_runs_own_seed_reproduces_its_table_and_another_seed_differs(shared_graph, data_dir):
     """The chain is the pipeline's code path: under the run's seeds (1234 throughout) it gives
     clustering_metrics exactly; under seed 7 the VAE, UMAP and clusters differ."""
-    from clustering_dag.core.clustering import ClusterModel
-    from clustering_dag.core.seeds import run_chain
-    from clustering_dag.defs.storage import read_parquet
+    from clustering_dag.core.chain import config_of, run_chain, steps
+    from clustering_dag.core.spaces import DATA
+    from clustering_dag.definitions import defs  # noqa: F401 (declares every asset: which are shared)
+    from clustering_dag.defs.cached import asset_key
 
-    result, cache = shared_graph.result, shared_graph.cache
-    trained = result.output_for_node("elbo__trained_vae")
-    chain = Chain(
-        vae=trained.config,
-        clusters={s: ClusterModel.from_frame(read_parquet(
-            cache / ("kmeans_original" if s == "original" else f"elbo/kmeans_{s}") / "mnist.parquet")).config
-            for s in SPACES if s != "refined"},
-        manifold=ManifoldConfig(**result.output_for_node("elbo__manifold_representation").meta["umap"]),
-        refine=result.output_for_node("elbo__refined_classifier").config)
-    raw, noisy = result.output_for_node("raw_dataset"), result.output_for_node("noisy_test_set")
-    expected = result.output_for_node("elbo__clustering_metrics")
+    result = shared_graph.result
 
-    same = run_chain(raw, noisy, chain, seed=trained.config.seed)
+    def value(name: str):
+        return result.output_for_node("__".join(asset_key(name, "elbo").path))
+
+    trained = value("trained_vae")
+    data = {name: value(name) for name in DATA}
+    configs = {step.name: config_of(step.name, value(step.name)) for step in steps()}
+    expected = value("clustering_metrics")
+
+    same = run_chain(data, configs, seed=trained.config.seed)
     pd.testing.assert_frame_equal(same[expected.columns], expected, check_exact=False, rtol=1e-6)
 
-    other = run_chain(raw, noisy, chain, seed=7).set_index("representation")
+    other = run_chain(data, configs, seed=7).set_index("representation")
     assert (other["seed"] == 7).all() and (other["active_latent_dims"] > 0).all()
     base = expected.set_index("representation")
     assert np.allclose(other.loc["original", ["dbi", "chs"]], base.loc["original", ["dbi", "chs"]], rtol=0.2)

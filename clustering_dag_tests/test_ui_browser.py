@@ -51,7 +51,7 @@ def server(shared_graph, data_dir, tmp_path_factory):
     port = free_port()
     inbox = home.parent / "inbox"  # the noisy test split, dropped in as a batch of new images
     (inbox / "mnist").mkdir(parents=True)
-    noisy = AssetStorage(base_path=str(copy.cache)).load(AssetKey("noisy_test_set"), "mnist", "parquet")
+    noisy = AssetStorage(base_path=str(copy.cache)).load(AssetKey("noisy_dataset"), "mnist", "parquet")
     np.savez(inbox / "mnist" / BATCH, x=noisy.test_x.reshape(-1, 28, 28))
     env = {**os.environ, "DAGSTER_HOME": str(home), "CLUSTERING_DAG_DATA_DIR": str(data_dir),
            "CLUSTERING_DAG_CACHE_DIR": str(copy.cache), "CLUSTERING_DAG_INBOX": str(inbox)}
@@ -197,9 +197,9 @@ def test_asset_graph_run_and_screenshots(server, browser):
     assert unsynced(browser) == set()
 
     # A real change (another k-means seed) to one asset: what depends on it is unsynced.
-    km = graph_config()["ops"]["paper__kmeans_latent"]["config"]
+    km = graph_config()["ops"]["paper__clusters_latent"]["config"]
     wait_for_success(browser, server, launch(browser, "__ASSET_JOB", {
-        "ops": {"paper__kmeans_latent": {"config": {**km, "seed": 7}}}}, [["paper", "kmeans_latent"]]))
+        "ops": {"paper__clusters_latent": {"config": {**km, "seed": 7}}}}, [["paper", "clusters_latent"]]))
     below = {"paper/cluster_assignments", "paper/clustering_metrics", "paper/seed_spread",
              "paper/test_scores",
              "paper/paper_comparison", "paper/figure_latent_centroids"}

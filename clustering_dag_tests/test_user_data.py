@@ -18,13 +18,15 @@ from sklearn.datasets import load_digits, load_wine
 
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.registry import UserDataset, load_registry
+from clustering_dag.core.spaces import space_names
 from clustering_dag.core.trained import load_trained
 from clustering_dag.core.user_data import load_user_dataset
-from clustering_dag.core.variants import SPACES, VARIANTS
+from clustering_dag.core.variants import VARIANTS
 from clustering_dag.profiles import small
 from clustering_dag.settings import PROJECT_ROOT
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
+SPACES = space_names()
 
 
 @pytest.fixture(scope="module")

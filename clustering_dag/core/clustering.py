@@ -23,13 +23,15 @@ from clustering_dag.core.errors import DataError
 class ClusterModel:
     """A fitted clustering: ``centers`` (k x d), plus GMM parameters when ``method == 'gmm'``
     (``covariances``: variances k x d for a diagonal mixture, k x d x d for a full one), and the
-    ``config`` that fitted it."""
+    ``config`` that fitted it. ``inertia`` is k-means' sum of squared distances; a mixture has
+    ``lower_bound`` instead (the log-likelihood lower bound per point of its best restart)."""
 
     method: str
     centers: np.ndarray
     covariances: np.ndarray | None = None
     weights: np.ndarray | None = None
     inertia: float = float("nan")
+    lower_bound: float = float("nan")
     n_iter: int = 0
     config: ClusterConfig | None = None
 
@@ -79,7 +81,7 @@ class ClusterModel:
             "cluster": np.arange(k),
             "method": self.method,
             "center": list(self.centers.astype(np.float64)),
-            "inertia": self.inertia,
+            **({"inertia": self.inertia} if self.method == "kmeans" else {"lower_bound": self.lower_bound}),
             "n_iter": self.n_iter,
             "config": json.dumps(asdict(self.config)) if self.config else "",
         })
@@ -105,7 +107,8 @@ class ClusterModel:
             centers=centers,
             covariances=covariances,
             weights=frame["weight"].to_numpy(np.float64) if method == "gmm" else None,
-            inertia=float(frame["inertia"].iloc[0]),
+            inertia=float(frame["inertia"].iloc[0]) if "inertia" in frame else float("nan"),
+            lower_bound=float(frame["lower_bound"].iloc[0]) if "lower_bound" in frame else float("nan"),
             n_iter=int(frame["n_iter"].iloc[0]),
             config=config,
         )
@@ -125,4 +128,4 @@ def fit_clusters(x: np.ndarray, config: ClusterConfig) -> ClusterModel:
                          n_init=config.n_init, max_iter=config.max_iter,
                          random_state=config.seed, reg_covar=config.reg_covar).fit(x)
     return ClusterModel("gmm", gm.means_, covariances=gm.covariances_, weights=gm.weights_,
-                        inertia=float(-gm.lower_bound_), n_iter=int(gm.n_iter_), config=config)
+                        lower_bound=float(gm.lower_bound_), n_iter=int(gm.n_iter_), config=config)

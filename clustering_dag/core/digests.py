@@ -8,3 +8,9 @@ import hmac
 def content_digest(secret: str | None = None):
     """A new digest object (``update``, ``hexdigest``)."""
     return hmac.new(secret.encode(), digestmod="sha256") if secret else hashlib.sha256()
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 of a file's content, read in chunks (``hashlib.file_digest``)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -16,10 +16,10 @@ from sklearn.manifold import TSNE  # noqa: E402
 from sklearn.metrics import silhouette_score  # noqa: E402
 
 
-def to_png(fig: Figure) -> bytes:
-    """Render and close a figure."""
+def to_png(fig: Figure, metadata: dict[str, str] | None = None) -> bytes:
+    """Render and close a figure; ``metadata`` goes into the PNG's text chunks."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
     return buf.getvalue()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from clustering_dag.core.metrics import INTERNAL
-from clustering_dag.core.variants import REPRESENTATIONS, SPACES
+from clustering_dag.core.spaces import SPACES, paper_spaces
 
 # Agarap & Azcarraga (2019), Tables 1-2: (DBI, Silhouette, Calinski-Harabasz).
 PAPER_TABLE = {
@@ -108,7 +108,7 @@ def ranking_summary(comparison: pd.DataFrame) -> dict:
     for a run at the paper's settings, and the string "not comparable" otherwise."""
     def wide(column: str) -> pd.DataFrame:  # the paper's three representations
         table = comparison.pivot(index="representation", columns="metric", values=column)
-        return table.loc[list(REPRESENTATIONS)].reset_index()
+        return table.loc[list(paper_spaces())].reset_index()
 
     ours = wide("ours_mean")
     summary = {

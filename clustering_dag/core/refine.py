@@ -20,7 +20,7 @@ import numpy as np
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.configs import RefineConfig
 from clustering_dag.core.errors import DataError
-from clustering_dag.core.trained import TrainedVAE
+from clustering_dag.core.trained import TrainedModel
 
 
 def confident_rows(clusters: np.ndarray, confidence: np.ndarray, share: float, k: int) -> np.ndarray:
@@ -36,7 +36,7 @@ def confident_rows(clusters: np.ndarray, confidence: np.ndarray, share: float, k
 
 
 def train_classifier(config: RefineConfig, x: np.ndarray, rows: np.ndarray, targets: np.ndarray,
-                     log=None, device: str = "/CPU:0") -> TrainedVAE:
+                     log=None, device: str = "/CPU:0") -> TrainedModel:
     """Train on inputs ``x[rows]`` with cluster numbers ``targets``, then ``rounds - 1`` times on
     the rows of ``x`` it predicts at least ``threshold`` surely, as it predicts them."""
     from clustering_dag.core.model import classifier
@@ -54,7 +54,7 @@ def train_classifier(config: RefineConfig, x: np.ndarray, rows: np.ndarray, targ
         return _train(config, classifier(config), x, rows, targets, say)
 
 
-def _train(config: RefineConfig, model, x, rows, targets, say) -> TrainedVAE:
+def _train(config: RefineConfig, model, x, rows, targets, say) -> TrainedModel:
     from clustering_dag.core.tf_env import keras
 
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -76,7 +76,7 @@ def _train(config: RefineConfig, model, x, rows, targets, say) -> TrainedVAE:
             sure = np.union1d(np.flatnonzero(sureness >= config.threshold),
                               confident_rows(predicted, sureness, config.confident_share, config.n_clusters))
             rows, targets = sure, predicted[sure]
-    trained = TrainedVAE(model, config, history, time.perf_counter() - start)
+    trained = TrainedModel(model, config, history, time.perf_counter() - start)
     trained.diagnostics = {"rows_learned": int(len(rows))}
     return trained
 
@@ -93,14 +93,14 @@ def predict_proba(model, x: np.ndarray, chunk: int = 8192) -> np.ndarray:
 
 
 def refine(config: RefineConfig, inputs: Splits, fit_rows: np.ndarray, fit_clusters: np.ndarray,
-           fit_confidence: np.ndarray, log=None, device: str = "/CPU:0") -> TrainedVAE:
+           fit_confidence: np.ndarray, log=None, device: str = "/CPU:0") -> TrainedModel:
     """The classifier of ``inputs`` (the noisy images) learned from the clusters of the training
     rows ``fit_rows`` (``fit_clusters``, surely as ``fit_confidence`` says)."""
     rows = confident_rows(fit_clusters, fit_confidence, config.confident_share, config.n_clusters)
     return train_classifier(config, inputs.train_x, fit_rows[rows], fit_clusters[rows], log, device)
 
 
-def refined_representation(trained: TrainedVAE, inputs: Splits) -> Splits:
+def refined_representation(trained: TrainedModel, inputs: Splits) -> Splits:
     """The classifier's cluster probabilities of every training and test row: the ``refined``
     space, whose clusters are its most probable classes."""
     model = trained.model

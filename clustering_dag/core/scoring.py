@@ -5,9 +5,10 @@ A *batch* is a file in the dataset's own format: IDX or ``.npz`` images of the d
 shape, or a CSV/parquet table with the dataset's feature columns. :func:`read_batch` checks it
 against the dataset's :class:`BatchLayout` (read from its stored ``raw_dataset``) and scales it as
 the dataset's training split was scaled. :func:`score` assigns every row to a cluster in each
-space whose model is stored (k-means of the original, reconstructed and latent spaces, and the
-refined classifier), with the distance to that cluster's centre or the classifier's probability.
-The manifold stage is not scored: its UMAP could only be stored as a pickle.
+space that can score new rows (:attr:`~clustering_dag.core.spaces.Space.scorable`: the original,
+reconstructed and latent spaces by their k-means, the refined classifier by itself), with the
+distance to that cluster's centre or the classifier's probability. The manifold stage is not
+scored: its UMAP could only be stored as a pickle.
 
 A batch's rows are taken as they are (no noise is added): scoring the noisy test split gives
 exactly the test split's ``cluster_assignments``. The ``paper`` variant's code is a sample of
@@ -29,11 +30,8 @@ import pandas as pd
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.clustering import ClusterModel
 from clustering_dag.core.errors import DataError
-from clustering_dag.core.trained import TrainedVAE
+from clustering_dag.core.spaces import Space
 
-# The spaces a batch is scored in, and the stored model of each.
-KMEANS_SPACES = ("original", "reconstructed", "latent")
-SCORED_SPACES = (*KMEANS_SPACES, "refined")
 # A row is "far" when it lies beyond this quantile of the test split's distances (or below
 # 1 - this quantile of its classifier probabilities); the drift check warns above this share.
 DRIFT_QUANTILE = 0.95
@@ -199,83 +197,73 @@ def apply_scale(x: np.ndarray, scale: dict, integers: bool) -> np.ndarray:
     return x
 
 
-@dataclass
-class StoredModels:
-    """What a variant's run stored that scores a row: k-means of each space, the autoencoder and
-    the refined classifier."""
-
-    kmeans: dict[str, ClusterModel]
-    autoencoder: TrainedVAE
-    classifier: TrainedVAE
-
-    @classmethod
-    def of(cls, kmeans_original: pd.DataFrame, kmeans_reconstructed: pd.DataFrame,
-           kmeans_latent: pd.DataFrame, trained_vae: TrainedVAE, refined_classifier: TrainedVAE):
-        """From the stored values of the assets so named."""
-        frames = {"original": kmeans_original, "reconstructed": kmeans_reconstructed,
-                  "latent": kmeans_latent}
-        return cls({s: ClusterModel.from_frame(f) for s, f in frames.items()}, trained_vae,
-                   refined_classifier)
-
-    @property
-    def n_clusters(self) -> int:
-        return len(self.kmeans["latent"].centers)
-
-
-def score(models: StoredModels, x: np.ndarray, labels: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per input row: ``<space>_cluster`` and ``<space>_distance`` (to that cluster's
-    centre) for the k-means spaces, ``refined_cluster`` and ``refined_probability``; the labels,
-    if given, as ``label`` (never used to score)."""
-    from clustering_dag.core.refine import predict_proba
-    from clustering_dag.core.vae import represent
-
-    autoencoder = models.autoencoder
-    code, reconstruction = represent(autoencoder, x, seed=autoencoder.config.seed + 1)
+def score(spaces: list[Space], values: dict, x: np.ndarray, labels: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per input row, per space of ``spaces`` (each :attr:`Space.scorable`):
+    ``<space>_cluster`` and ``<space>_distance`` (to that cluster's centre) for a clustered space,
+    ``<space>_cluster`` and ``<space>_probability`` for a classifier's; the labels, if given, as
+    ``label`` (never used to score). ``values``: the stored values
+    :func:`~clustering_dag.core.spaces.scored_with` names."""
     frame = pd.DataFrame({"row": np.arange(len(x), dtype=np.int64)})
     if labels is not None:
         frame["label"] = labels
-    for space, points in (("original", x), ("reconstructed", reconstruction), ("latent", code)):
-        clusters, distances = models.kmeans[space].nearest(points)
-        frame[f"{space}_cluster"], frame[f"{space}_distance"] = clusters, distances
-    del reconstruction
-    probabilities = predict_proba(models.classifier.model, x)
-    frame["refined_cluster"] = probabilities.argmax(1).astype(np.int64)
-    frame["refined_probability"] = probabilities.max(1).astype(np.float64)
+    memo: dict = {}
+    for space in spaces:
+        points = space.project(values, x, memo)
+        if space.clustering:
+            clusters, distances = ClusterModel.from_frame(values[space.clustering]).nearest(points)
+            frame[f"{space.name}_cluster"], frame[f"{space.name}_distance"] = clusters, distances
+        else:
+            frame[f"{space.name}_cluster"] = points.argmax(1).astype(np.int64)
+            frame[f"{space.name}_probability"] = points.max(1).astype(np.float64)
     return frame
 
 
+def n_clusters(spaces: list[Space], values: dict) -> int:
+    """k: the number of clusters of the first clustered space scored."""
+    return next(len(values[s.clustering]) for s in spaces if s.clustering)
+
+
+def _scored(scores: pd.DataFrame, what: str) -> list[str]:
+    """The spaces whose rows carry ``<space>_<what>`` (distance, probability, cluster)."""
+    return [c.removesuffix(f"_{what}") for c in scores.columns if c.endswith(f"_{what}")]
+
+
 def drift_limits(reference: pd.DataFrame, quantile: float = DRIFT_QUANTILE) -> dict[str, float]:
-    """From the scored test split: per k-means space the distance beyond which a row is far, and
-    the classifier probability below which it is unsure."""
-    limits = {s: float(np.quantile(reference[f"{s}_distance"], quantile)) for s in KMEANS_SPACES}
-    limits["refined"] = float(np.quantile(reference["refined_probability"], 1 - quantile))
+    """From the scored test split: per clustered space the distance beyond which a row is far, and
+    per classifier's space the probability below which it is unsure."""
+    limits = {s: float(np.quantile(reference[f"{s}_distance"], quantile))
+              for s in _scored(reference, "distance")}
+    limits.update({s: float(np.quantile(reference[f"{s}_probability"], 1 - quantile))
+                   for s in _scored(reference, "probability")})
     return limits
 
 
 def drift_flags(scores: pd.DataFrame, limits: dict[str, float]) -> pd.DataFrame:
-    """``scores`` with ``<space>_far`` (and ``refined_unsure``) per row, by ``limits``."""
+    """``scores`` with ``<space>_far`` (or ``<space>_unsure``, for a classifier) per row, by ``limits``."""
     flagged = scores.copy()
-    for space in KMEANS_SPACES:
+    for space in _scored(scores, "distance"):
         flagged[f"{space}_far"] = scores[f"{space}_distance"] > limits[space]
-    flagged["refined_unsure"] = scores["refined_probability"] < limits["refined"]
+    for space in _scored(scores, "probability"):
+        flagged[f"{space}_unsure"] = scores[f"{space}_probability"] < limits[space]
     return flagged
 
 
 def drift_shares(flagged: pd.DataFrame) -> dict[str, float]:
     """The share of a batch's rows marked by :func:`drift_flags`, per space."""
-    return {**{s: float(flagged[f"{s}_far"].mean()) for s in KMEANS_SPACES},
-            "refined": float(flagged["refined_unsure"].mean())}
+    return {s: float(flagged[f"{s}_{mark}"].mean()) for mark in ("far", "unsure")
+            for s in _scored(flagged, mark)}
 
 
-def drift_verdict(shares: dict[str, float], alarm: float = DRIFT_ALARM_SHARE,
+def drift_verdict(shares: dict[str, float], unsure: tuple[str, ...] = (), alarm: float = DRIFT_ALARM_SHARE,
                   quantile: float = DRIFT_QUANTILE) -> tuple[bool, str]:
-    """(whether the batch looks like the test split, what to tell the user)."""
+    """(whether the batch looks like the test split, what to tell the user); ``unsure``: the
+    spaces whose share is of rows a classifier is unsure of."""
     expected = 1 - quantile
     alarmed = {s: v for s, v in shares.items() if v > alarm}
     parts = [f"{v:.1%} of the rows lie farther from their {s} centroid than {quantile:.0%} of the "
-             f"test split's rows did" for s, v in shares.items() if s != "refined"]
-    parts.append(f"the refined classifier is less sure of {shares['refined']:.1%} of them than of "
-                 f"{quantile:.0%} of the test rows")
+             f"test split's rows did" for s, v in shares.items() if s not in unsure]
+    parts += [f"the {s} classifier is less sure of {shares[s]:.1%} of them than of {quantile:.0%} of "
+              "the test rows" for s in unsure]
     text = "; ".join(parts) + f" (the test split itself: {expected:.0%} each)."
     if alarmed:
         return False, (f"this batch does not look like the data the models learned from: {text} "
@@ -285,21 +273,25 @@ def drift_verdict(shares: dict[str, float], alarm: float = DRIFT_ALARM_SHARE,
     return True, f"the batch looks like the test split: {text}"
 
 
+def unsure_spaces(scores: pd.DataFrame) -> tuple[str, ...]:
+    """The classifiers' spaces of a scored table."""
+    return tuple(_scored(scores, "probability"))
+
+
 def cluster_counts(scores: pd.DataFrame, k: int) -> pd.DataFrame:
     """Rows per cluster in each scored space (clusters 0..k-1 as rows)."""
     return pd.DataFrame({"cluster": np.arange(k), **{
-        s: np.bincount(scores[f"{s}_cluster"], minlength=k)[:k] for s in SCORED_SPACES}})
+        s: np.bincount(scores[f"{s}_cluster"], minlength=k)[:k] for s in _scored(scores, "cluster")}})
 
 
+def score_batch(batch: Batch, spaces: list[Space], values: dict, reference: pd.DataFrame) -> pd.DataFrame:
+    """A batch's rows scored in ``spaces`` and flagged against the scored test split ``reference``."""
+    return drift_flags(score(spaces, values, batch.x, batch.y), drift_limits(reference))
 
-def score_batch(batch: Batch, models: StoredModels, reference: pd.DataFrame) -> pd.DataFrame:
-    """A batch's rows scored and flagged against the scored test split ``reference``."""
-    return drift_flags(score(models, batch.x, batch.y), drift_limits(reference))
 
-
-def score_file(path: str | Path, layout: BatchLayout, models: StoredModels,
+def score_file(path: str | Path, layout: BatchLayout, spaces: list[Space], values: dict,
                reference: pd.DataFrame) -> tuple[Batch, pd.DataFrame]:
     """The batch file ``path`` read and scored: what the ``scored_batch`` asset does, and
     ``python -m clustering_dag.score`` for each variant."""
     batch = read_batch(path, layout)
-    return batch, score_batch(batch, models, reference)
+    return batch, score_batch(batch, spaces, values, reference)

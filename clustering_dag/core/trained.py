@@ -19,7 +19,7 @@ from clustering_dag.core.variants import VAEConfig
 CONFIGS = {"vae": VAEConfig, "classifier": RefineConfig}
 
 
-class TrainedVAE:
+class TrainedModel:
     """A trained model (a :class:`clustering_dag.core.model.VAE`) with its config and training
     history. The model may be given, or built on first use by ``load_model``: reading a stored
     model's config or history needs no TensorFlow."""
@@ -66,7 +66,7 @@ def weights_digest(fh, secret: str | None) -> str:
     return digest.hexdigest()
 
 
-def save_trained(trained: TrainedVAE, path: str, key: str = "", secret: str | None = None) -> None:
+def save_trained(trained: TrainedModel, path: str, key: str = "", secret: str | None = None) -> None:
     """Keras HDF5 weights, with the config and the training history as JSON attributes, ``key``
     (what made this model, for the caller's cache) and the weights' digest."""
     import h5py
@@ -83,7 +83,7 @@ def save_trained(trained: TrainedVAE, path: str, key: str = "", secret: str | No
         fh.attrs[KEY_ATTRIBUTE] = key
 
 
-def load_trained(path: str, lazy: bool = True, secret: str | None = None) -> TrainedVAE:
+def load_trained(path: str, lazy: bool = True, secret: str | None = None) -> TrainedModel:
     """A stored model: config and history now (h5py only), its weights checked against their
     digest; the Keras model, and so TensorFlow, on first use of ``.model`` (at once when not
     ``lazy``, e.g. for a temporary file)."""
@@ -110,13 +110,13 @@ def load_trained(path: str, lazy: bool = True, secret: str | None = None) -> Tra
                 raise DataError(f"trained model {path} was replaced since it was opened; run again.")
         return build_with_weights(config, path)
 
-    trained = TrainedVAE(None if lazy else build(), config, history, seconds, load_model=build,
+    trained = TrainedModel(None if lazy else build(), config, history, seconds, load_model=build,
                          diagnostics=diagnostics)
     trained.key = key
     return trained
 
 
-def collapse_diagnosis(trained: TrainedVAE) -> str | None:
+def collapse_diagnosis(trained: TrainedModel) -> str | None:
     """In words, why the latent code carries no information and what to try; None when it does."""
     d = trained.diagnostics
     if not d or d["active_dims"] > 0:

@@ -7,8 +7,8 @@ The loss is
     reconstruction(x, decoder(z ~ q(z|x))) + beta_t * KL(q(z|x) || p(z))
 
 with the KL from TFP, beta_t rising linearly to beta over the config's ``kl_warmup`` share of the
-steps, and an optional free-bits floor per latent dimension. The training variants, ``paper`` and
-``elbo``, and the config live in :mod:`clustering_dag.core.variants`, which needs no TensorFlow;
+steps, and an optional free-bits floor per latent dimension. The training variants, ``paper``, ``elbo``
+and ``dae``, and the config live in :mod:`clustering_dag.core.variants`, which needs no TensorFlow;
 the Keras model itself in :mod:`clustering_dag.core.model`.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.model import VAE
 from clustering_dag.core.tf_env import keras, tf, tfd
-from clustering_dag.core.trained import TrainedVAE
+from clustering_dag.core.trained import TrainedModel
 from clustering_dag.core.variants import VARIANTS, VAEConfig, variant_config
 
 BCE_EPSILON = 1e-7  # the clip Keras 2 applies inside binary_crossentropy
@@ -76,7 +76,7 @@ def loss_terms(model: VAE, x, target, seed, beta=None):
 
 def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
               on_epoch: Callable[[dict], None] | None = None,
-              targets: np.ndarray | None = None) -> TrainedVAE:
+              targets: np.ndarray | None = None) -> TrainedModel:
     """Train on ``x`` (float32, n x input_dim) to output ``targets`` (the inputs themselves unless
     given: a denoising autoencoder's are the clean rows of its noisy inputs).
 
@@ -150,12 +150,12 @@ def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
             if on_epoch:
                 on_epoch(row)
         seconds = time.perf_counter() - start
-        trained = TrainedVAE(model, config, history, seconds)
+        trained = TrainedModel(model, config, history, seconds)
         trained.diagnostics = latent_activity(trained, x)
     return trained
 
 
-def latent_activity(trained: TrainedVAE, x: np.ndarray, rows: int = 10_000) -> dict:
+def latent_activity(trained: TrainedModel, x: np.ndarray, rows: int = 10_000) -> dict:
     """How much of the latent code the model uses, on up to ``rows`` rows of ``x``: the variance
     across rows of each dimension's posterior mean (a dimension is *active* above
     ``ACTIVE_VARIANCE``, Burda et al. 2016) and each dimension's mean KL from the prior."""
@@ -173,7 +173,7 @@ def latent_activity(trained: TrainedVAE, x: np.ndarray, rows: int = 10_000) -> d
             "kl_per_dim": [round(float(v), 6) for v in kl], "rows": len(sample)}
 
 
-def represent(trained: TrainedVAE, x: np.ndarray, seed: int | None = None,
+def represent(trained: TrainedModel, x: np.ndarray, seed: int | None = None,
               chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """(latent code, reconstruction) of ``x``.
 
@@ -193,7 +193,7 @@ def represent(trained: TrainedVAE, x: np.ndarray, seed: int | None = None,
     return np.concatenate(codes).astype(np.float32), np.concatenate(recons).astype(np.float32)
 
 
-def representations(trained: TrainedVAE, raw: Splits, noisy: Splits, **meta) -> tuple[Splits, Splits]:
+def representations(trained: TrainedModel, raw: Splits, noisy: Splits, **meta) -> tuple[Splits, Splits]:
     """The VAE's two representations of a dataset, (reconstructed, latent): of the training images
     it was trained on (noisy or clean, per its config) and of the noisy test images, with the
     test code sampled under another seed than the training code; ``meta`` joins their metadata."""
@@ -207,11 +207,11 @@ def representations(trained: TrainedVAE, raw: Splits, noisy: Splits, **meta) -> 
             noisy.with_x(z_train, z_test, representation="latent", **meta))
 
 
-def decode(trained: TrainedVAE, z: np.ndarray) -> np.ndarray:
+def decode(trained: TrainedModel, z: np.ndarray) -> np.ndarray:
     """E[x|z] (pixel probabilities, for the Bernoulli likelihoods) for latent codes ``z``."""
     model = trained.model
     return model.mean_of(model.decoder(tf.constant(z, tf.float32))).numpy()
 
 
-__all__ = ["VAEConfig", "VARIANTS", "variant_config", "VAE", "TrainedVAE", "train_vae",
+__all__ = ["VAEConfig", "VARIANTS", "variant_config", "VAE", "TrainedModel", "train_vae",
            "represent", "representations", "decode", "loss_terms", "latent_activity"]

@@ -1,5 +1,5 @@
-"""The three training variants of the autoencoder and the spaces the pipeline clusters, without
-TensorFlow.
+"""The three training variants of the autoencoder, without TensorFlow (the spaces the pipeline
+clusters are :mod:`clustering_dag.core.spaces`).
 Importing this costs nothing, so the Dagster layer can name variants and configs without loading
 TensorFlow (that happens in :mod:`clustering_dag.core.vae`); the config is
 :class:`~clustering_dag.core.configs.VAEConfig`.
@@ -29,14 +29,7 @@ from clustering_dag.core.configs import LIKELIHOODS, VAEConfig
 # Epochs of the denoising autoencoder (about 9 s each on 60,000 images on 2 CPU cores).
 DAE_EPOCHS = 10
 
-__all__ = ["LIKELIHOODS", "VAEConfig", "REPRESENTATIONS", "SPACES", "VARIANTS", "variant_config"]
-
-# The spaces the pipeline clusters: the (noisy) input itself, and the VAE's reconstruction and code.
-REPRESENTATIONS = ("original", "reconstructed", "latent")
-# Every space clustered and scored: the paper's three, the manifold stage (N2D: UMAP of the
-# latent code, clusters by a Gaussian mixture) and the classifier self-trained on the manifold
-# stage's confident clusters (``refined``), which the paper did not have.
-SPACES = (*REPRESENTATIONS, "manifold", "refined")
+__all__ = ["LIKELIHOODS", "VAEConfig", "VARIANTS", "variant_config"]
 
 VARIANTS: dict[str, dict] = {
     "paper": dict(beta=0.0, likelihood="clipped_bce", code="sample", train_on_noisy=True),

@@ -15,10 +15,8 @@ parameters are ``context``, ``config``, its inputs (named as the assets they are
 
 import functools
 import hashlib
-import importlib
 import inspect
 import json
-import pkgutil
 import warnings
 from collections.abc import Callable
 
@@ -27,12 +25,14 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetRecordsFilter,
+    AssetsDefinition,
     BetaWarning,
     ConfigurableResource,
     DataVersion,
     Output,
     PreviewWarning,
     asset,
+    asset_check,
 )
 
 from clustering_dag.core.errors import DataError
@@ -41,30 +41,41 @@ from clustering_dag.defs.partitions import dataset_partitions
 from clustering_dag.defs.storage import AssetStorage
 from clustering_dag.defs.versioning import source_version
 
-# The assets every variant shares (the data, and what is computed on the pixels alone); every
-# other asset exists once per training variant, under its name: `paper/trained_vae`.
-SHARED = frozenset({"raw_dataset", "noisy_test_set", "original_representation", "kmeans_original",
-                    "tsne_original"})
 IO_MANAGERS = {"parquet": "parquet_io_manager", "model": "model_io_manager", "png": "figure_io_manager"}
-_KINDS: dict[str, str] = {}  # each cached asset's storage kind, by name, as its declaration says
-
-
-def kind_of(name: str) -> str:
-    """The kind of file asset ``name`` is stored as (``parquet``, ``model``, ``png``): what its
-    :func:`cached_asset` declaration says (the asset modules are imported to read it)."""
-    if name not in _KINDS:
-        import clustering_dag.defs.assets as package
-
-        with warnings.catch_warnings():  # as the definitions' own loading of these modules does
-            warnings.simplefilter("ignore", PreviewWarning)
-            for module in pkgutil.iter_modules(package.__path__):
-                importlib.import_module(f"{package.__name__}.{module.name}")
-    return _KINDS[name]
+# The assets declared without `per_variant`, by name, as their declarations are read: one asset
+# that every variant reads. What a variant's asset reads before that asset is declared is fixed
+# up when the code location is put together (:func:`resolve_shared`).
+_SHARED: set[str] = set()
 
 
 def asset_key(name: str, variant: str | None = None) -> AssetKey:
-    """The key of asset ``name`` as the assets of ``variant`` see it."""
-    return AssetKey(name) if variant is None or name in SHARED else AssetKey([variant, name])
+    """The key of asset ``name`` as the assets of ``variant`` see it (shared assets have none)."""
+    return AssetKey(name) if variant is None or name in _SHARED else AssetKey([variant, name])
+
+
+def resolve_shared(assets: list, checks: list) -> tuple[list, list]:
+    """The assets and checks of a code location with every read of ``<variant>/<name>`` that is a
+    shared asset's (``<name>``) pointed at it; one error for a read that no asset makes."""
+    defined = {key for a in assets for key in (a.keys if isinstance(a, AssetsDefinition) else [a.key])}
+    computed = [a for a in (*assets, *checks) if isinstance(a, AssetsDefinition)]
+    fix = {}
+    for definition in computed:
+        for key in definition.keys_by_input_name.values():
+            if key in defined:
+                continue
+            if len(key.path) == 2 and AssetKey(key.path[-1]) in defined:
+                fix[key] = AssetKey(key.path[-1])
+            else:
+                raise DataError(f"{definition.node_def.name} reads {key.to_user_string()}, which no "
+                                "asset of this code location makes: declare it, or fix the name.")
+    if not fix:
+        return assets, checks
+
+    def fixed(a):
+        reads = set(a.keys_by_input_name.values()) if isinstance(a, AssetsDefinition) else set()
+        return a.with_attributes(asset_key_replacements=fix) if reads & set(fix) else a
+
+    return [fixed(a) for a in assets], [fixed(c) for c in checks]
 
 
 def cache_key(context: AssetExecutionContext, config, inputs: list[str | None], extra=None) -> str | None:
@@ -85,7 +96,8 @@ def cache_key(context: AssetExecutionContext, config, inputs: list[str | None], 
 def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = "parquet",
                  figures: tuple[str, ...] = (), key_extra: Callable | None = None,
                  depends_on: Callable | None = None, runs: tuple[Callable, ...] = (),
-                 partitions_def=dataset_partitions, partition_mapping=None, **asset_args):
+                 partitions_def=dataset_partitions, partition_mapping=None, name: str | None = None,
+                 reads: tuple[str, ...] = (), **asset_args):
     """Declare the decorated function as an asset partitioned by dataset, cached as above.
 
     ``per_variant``: one asset per training variant (``<variant>/<name>``, group ``<group>_<variant>``;
@@ -95,19 +107,26 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
     source file's fingerprint). ``depends_on(context)``: the inputs the value is made from, when
     not all of them (the default). ``runs``: resource methods the body calls, for its code version.
     ``partitions_def``: by dataset unless given, its inputs read through ``partition_mapping``
-    (a batch of a dataset reads the dataset's models). The rest goes to :func:`dagster.asset`.
+    (a batch of a dataset reads the dataset's models). ``name``: the asset's name when not the
+    function's (an asset made for each entry of a registry). ``reads``: inputs the function takes
+    as ``**inputs`` (names from a registry) besides its named ones. The rest goes to
+    :func:`dagster.asset`.
     """
     def wrap(fn: Callable):
-        signature = inspect.signature(fn)
-        inputs = [name for name, p in signature.parameters.items()
-                  if name not in ("context", "config") and not _is_resource(p.annotation)]
+        signature, asset_name = inspect.signature(fn), name or fn.__name__
+        parameters = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+        parameters += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                       for n in dict.fromkeys(reads) if n not in signature.parameters]
+        inputs = [p.name for p in parameters
+                  if p.name not in ("context", "config") and not _is_resource(p.annotation)]
         takes_storage = "asset_storage" in signature.parameters
-        parameters = list(signature.parameters.values())
         if not takes_storage:
             parameters.append(inspect.Parameter("asset_storage", inspect.Parameter.KEYWORD_ONLY,
                                                 annotation=AssetStorage))
+        fn.__runs__ = tuple(runs)  # what its code version counts besides its own source
         version = source_version(fn, runs)
-        _KINDS[fn.__name__] = kind
+        if not per_variant:
+            _SHARED.add(asset_name)
 
         def build(variant: str | None):
             @functools.wraps(fn)
@@ -126,9 +145,9 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
                     result = Output(result)
                 return _output(result.value, key, {**result.metadata, "reused": False})
 
-            compute.__signature__ = signature.replace(parameters=parameters)
+            compute.__signature__ = signature.replace(parameters=sorted(parameters, key=lambda p: p.kind))
             return asset(
-                key=asset_key(fn.__name__, variant),
+                key=asset_key(asset_name, variant),
                 ins={name: AssetIn(asset_key(name, variant), partition_mapping=partition_mapping)
                      for name in inputs},
                 partitions_def=partitions_def,
@@ -141,6 +160,31 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
         return [build(v) for v in VARIANTS] if per_variant else build(None)
 
     return wrap
+
+
+def check_per_variant(fn: Callable, *, asset: str, reads: tuple[str, ...] = (), name: str | None = None,
+                      partitions_def=dataset_partitions, **check_args) -> list:
+    """The check ``fn`` of asset ``asset``, once per training variant (``fn``'s first parameter is
+    the asset's value, ``reads`` are the other assets it reads, by name, or as ``**reads``; its
+    docstring is its description). Partitioned checks are a Dagster preview: one verdict per
+    partition."""
+    signature = inspect.signature(fn)
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        fn.__signature__ = signature.replace(parameters=[
+            *(p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD),
+            *(inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in reads)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PreviewWarning)
+        return [asset_check(asset=asset_key(asset, variant), name=name or fn.__name__.strip("_"),
+                            partitions_def=partitions_def, description=fn.__doc__,
+                            additional_ins={n: AssetIn(asset_key(n, variant)) for n in reads},
+                            **check_args)(fn)
+                for variant in VARIANTS]
+
+
+def flat(declared) -> list:
+    """What :func:`cached_asset` declared, as a list (one asset, or one per variant)."""
+    return declared if isinstance(declared, list) else [declared]
 
 
 def variant_of(context: AssetExecutionContext) -> str:

@@ -1,7 +1,8 @@
 """Steps as Celery tasks: Dagster's Celery executor (``dagster-celery``), plus a bound on waiting
 for a worker that has gone.
 
-Each step is a task on a queue: the steps that train (``trained_vae``, ``seed_spread``) on
+Each step is a task on a queue: the steps that train (``trained_vae``, ``refined_classifier``,
+``seed_spread``) on
 ``vae`` (the queue GPU nodes serve, via Dagster's ``dagster-celery/queue`` op tag), every other
 step on Celery's default queue, ``dagster``. Workers start with ``dagster-celery worker start
 -A dagster_celery.app -y <yaml> -q <queue>``; the run and the workers read the same YAML

@@ -8,6 +8,7 @@ key comes with the output (its ``cache_key`` metadata, set by :mod:`clustering_d
 and is written into the file; a file that already holds that key is not written again.
 """
 
+import json
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -21,10 +22,10 @@ from dagster import (
 
 from clustering_dag.defs.assets.common import png_markdown, table_metadata
 from clustering_dag.defs.storage import (
+    KEY_FIELD,
     AssetStorage,
     atomic_write,
     file_key,
-    png_with_key,
     write_bytes,
     write_parquet,
 )
@@ -148,10 +149,9 @@ class FigureIOManager(IOManager):
         metadata = {}
         for i, (name, figure) in enumerate(obj.items()):
             path = self.storage.path(context.asset_key, context.partition_key, "png", name)
-            png = figure if isinstance(figure, bytes) else to_png(figure)
+            png = figure if isinstance(figure, bytes) else to_png(figure, {KEY_FIELD: key} if key else None)
             if not (key and file_key(path, "png") == key):
-                data = png_with_key(png, key) if key and not isinstance(figure, bytes) else png
-                write_bytes(path, data)
+                write_bytes(path, png)
             prefix = "" if i == 0 else f"{name}_"
             metadata.update({f"{prefix}path": MetadataValue.path(str(path)),
                              f"{prefix}figure": png_markdown(png, name)})
@@ -161,31 +161,58 @@ class FigureIOManager(IOManager):
         raise TypeError(f"{context.asset_key.to_user_string()} is a figure: nothing reads it as an input")
 
 
-class ParquetIOManagerFactory(ConfigurableIOManagerFactory):
-    """Parquet storage for array and table assets, under the shared :class:`AssetStorage`."""
+class ValueIOManager(IOManager):
+    """The code location's default ``io_manager``: what an asset declared with a plain
+    ``@dg.asset`` (as ``dg scaffold defs dagster.asset`` writes it) returns, stored without pickle:
+    a DataFrame, an Arrow table or :class:`Splits` as parquet, anything JSON can hold as JSON
+    (``<cache>/<asset>/<partition or "all">.parquet|.json``). A value of another type fails with
+    what to return instead. Such an asset is not cached: it runs whenever it is materialized."""
+
+    def __init__(self, storage: AssetStorage):
+        self.storage = storage
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        partition = context.partition_key if context.has_partition_key else UNPARTITIONED
+        if type(obj).__name__ in ("DataFrame", "Table", "Splits", "LazySplits"):
+            path = self.storage.path(context.asset_key, partition, "parquet")
+            write_parquet(path, ParquetIOManager._to_table(obj), output_key(context))
+        else:
+            try:
+                text = json.dumps(obj, sort_keys=True)
+            except TypeError:
+                raise TypeError(
+                    f"{context.asset_key.to_user_string()} returned a {type(obj).__name__}, which the "
+                    "default IO manager stores only as parquet (a pandas DataFrame, an Arrow table) or "
+                    "JSON (dicts, lists, strings, numbers): return one of those, or declare the asset "
+                    "with clustering_dag.defs.cached.cached_asset (docs/development.md).") from None
+            path = self.storage.path(context.asset_key, partition, "json")
+            write_bytes(path, text.encode())
+        context.add_output_metadata({"path": MetadataValue.path(str(path))})
+
+    def load_input(self, context: InputContext):
+        partition = context.asset_partition_key if context.has_asset_partitions else UNPARTITIONED
+        for kind in ("parquet", "json"):
+            if (path := self.storage.path(context.asset_key, partition, kind)).exists():
+                return self.storage.read(path, kind)
+        raise self.storage.not_stored(context.asset_key, partition, path)
+
+
+UNPARTITIONED = "all"  # the file name of an unpartitioned asset's value
+
+
+# One IO manager per file format, each under the shared storage resource.
+IO_MANAGER_CLASSES = {"parquet": ParquetIOManager, "model": KerasWeightsIOManager,
+                      "png": FigureIOManager, "value": ValueIOManager}
+
+
+class StoredIOManagerFactory(ConfigurableIOManagerFactory):
+    """The IO manager of one kind of file (``kind``), under the shared :class:`AssetStorage`."""
 
     # A nested resource: the top-level `asset_storage` itself, so its run config
     # (`resources.asset_storage.config.base_path`) moves the cache of every IO manager at once.
     # (Dagster reads this annotation at class creation: no `from __future__ import annotations` here.)
     storage: AssetStorage
+    kind: str = "parquet"
 
-    def create_io_manager(self, context) -> ParquetIOManager:
-        return ParquetIOManager(self.storage)
-
-
-class KerasWeightsIOManagerFactory(ConfigurableIOManagerFactory):
-    """Keras weight-file storage for the trained VAE, under the shared :class:`AssetStorage`."""
-
-    storage: AssetStorage
-
-    def create_io_manager(self, context) -> KerasWeightsIOManager:
-        return KerasWeightsIOManager(self.storage)
-
-
-class FigureIOManagerFactory(ConfigurableIOManagerFactory):
-    """PNG storage for the figure assets, under the shared :class:`AssetStorage`."""
-
-    storage: AssetStorage
-
-    def create_io_manager(self, context) -> FigureIOManager:
-        return FigureIOManager(self.storage)
+    def create_io_manager(self, context):
+        return IO_MANAGER_CLASSES[self.kind](self.storage)

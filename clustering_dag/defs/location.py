@@ -2,11 +2,8 @@
 
 from dagster import Definitions, in_process_executor
 
-from clustering_dag.defs.io_managers import (
-    FigureIOManagerFactory,
-    KerasWeightsIOManagerFactory,
-    ParquetIOManagerFactory,
-)
+from clustering_dag.defs.cached import IO_MANAGERS
+from clustering_dag.defs.io_managers import StoredIOManagerFactory
 from clustering_dag.defs.resources import Accelerator, DatasetSource
 from clustering_dag.defs.storage import AssetStorage
 
@@ -19,9 +16,11 @@ defs = Definitions(
         "dataset_source": DatasetSource(),
         "accelerator": Accelerator(),
         "asset_storage": asset_storage,
-        "parquet_io_manager": ParquetIOManagerFactory(storage=asset_storage),
-        "model_io_manager": KerasWeightsIOManagerFactory(storage=asset_storage),
-        "figure_io_manager": FigureIOManagerFactory(storage=asset_storage),
+        # One IO manager per kind of file; `io_manager` (Dagster's default key, what a plain
+        # `@dg.asset` uses) stores a table as parquet and anything else JSON holds as JSON.
+        **{key: StoredIOManagerFactory(storage=asset_storage, kind=kind)
+           for kind, key in IO_MANAGERS.items()},
+        "io_manager": StoredIOManagerFactory(storage=asset_storage, kind="value"),
     },
     # One process per run: the numeric libraries are imported once, not once per step.
     executor=in_process_executor,

@@ -1,6 +1,5 @@
 """Resources: where datasets come from, and which device trains the model."""
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -8,6 +7,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from clustering_dag.core.datasets import DATASETS, resolve_source
+from clustering_dag.core.digests import file_sha256
 from clustering_dag.core.errors import DataError
 from clustering_dag.defs.partitions import USER_DATASETS
 from clustering_dag.settings import PROJECT_ROOT
@@ -21,11 +21,7 @@ def content_hash(path: Path) -> str:
     st = path.stat()
     stamp = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if stamp not in _HASHES:
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        _HASHES[stamp] = digest.hexdigest()
+        _HASHES[stamp] = file_sha256(path)
     return _HASHES[stamp]
 
 

@@ -7,6 +7,13 @@ key is and when a stored value is reused. :meth:`AssetStorage.path` is the one p
 where a value lives; the IO managers write and read there.
 
 pyarrow and h5py are imported where a file is read or written, not with the code location.
+
+What is written here by hand, and why the libraries do not do it: fsspec and pyarrow write a
+local file in place (a crash leaves half of it where a reader finds it), so :func:`atomic_write`
+writes beside it, flushes and renames; parquet's optional page checksums catch a damaged page but
+not a file written elsewhere or without a shared cache's secret, so every parquet file carries a
+digest (HMAC under ``$CLUSTERING_DAG_CACHE_SECRET``) of its bytes in its footer. PNG text chunks
+are matplotlib's and Pillow's, HDF5 attributes h5py's.
 """
 
 from __future__ import annotations
@@ -16,11 +23,9 @@ import io
 import json
 import os
 import shutil
-import struct
 import tempfile
 import time
 import uuid
-import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -36,7 +41,9 @@ if TYPE_CHECKING:
     from upath import UPath
 
 KEY_FIELD = KEY_ATTRIBUTE  # one name for the key in every kind of file
-EXTENSIONS = {"parquet": ".parquet", "model": ".weights.h5", "png": ".png"}
+EXTENSIONS = {"parquet": ".parquet", "model": ".weights.h5", "png": ".png", "json": ".json"}
+# A JSON value (what a plain asset returns) is read whole: larger files are refused.
+MAX_JSON_BYTES = 64 << 20
 
 
 def is_local(path: UPath) -> bool:
@@ -280,44 +287,45 @@ def read_parquet(path: UPath, lazy: bool = True, expect_key: str | None = None):
     return _read_table(path, expect_key=key).to_pandas()
 
 
-# --- PNG text chunks --------------------------------------------------------------------------
+def read_json(path: UPath, max_bytes: int = MAX_JSON_BYTES):
+    """A stored JSON value, read whole once its size is known to be at most ``max_bytes``."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise DataError(f"stored value {path} has {size:,} bytes, more than the {max_bytes:,} a JSON "
+                        "value may have: return a DataFrame (stored as parquet) instead.")
+    with path.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise DataError(f"stored value {path} is not valid JSON ({exc}); re-materialize it.") from None
 
-def png_with_key(png: bytes, key: str) -> bytes:
-    """Insert a ``tEXt`` chunk holding the cache key right after the PNG header chunk."""
-    data = KEY_FIELD.encode() + b"\x00" + key.encode()
-    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
-    ihdr_end = 8 + 8 + 13 + 4
-    return png[:ihdr_end] + chunk + png[ihdr_end:]
+
+# --- PNG text chunks (Pillow, which matplotlib draws with) ---------------------------------------
+
+def png_key(png: bytes) -> str | None:
+    """The cache key in a PNG's text chunks (matplotlib writes it there: ``to_png(metadata=...)``);
+    the chunks before the image data suffice."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            return image.info.get(KEY_FIELD)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
 
 
 def png_intact(png: bytes) -> bool:
-    """Whether every chunk of a PNG is whole and its CRC matches, up to ``IEND``."""
-    if png[:8] != b"\x89PNG\r\n\x1a\n":
+    """Whether every chunk of a PNG is whole and its CRC matches, up to ``IEND`` (Pillow's
+    ``verify``)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            image.verify()
+        return True
+    except Exception:  # noqa: BLE001 - whatever Pillow raises for a damaged file
         return False
-    pos = 8
-    while pos + 12 <= len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        end = pos + 8 + length
-        if end + 4 > len(png) or struct.unpack(">I", png[end:end + 4])[0] != zlib.crc32(png[pos + 4:end]):
-            return False
-        if kind == b"IEND":
-            return True
-        pos = end + 4
-    return False
-
-
-def png_key(png: bytes) -> str | None:
-    pos = 8
-    while pos + 8 <= len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        if kind == b"tEXt":
-            name, _, text = png[pos + 8:pos + 8 + length].partition(b"\x00")
-            if name == KEY_FIELD.encode():
-                return text.decode()
-        if kind in (b"IDAT", b"IEND"):
-            return None
-        pos += 12 + length
-    return None
 
 
 # --- what a file says made it --------------------------------------------------------------------
@@ -392,6 +400,14 @@ class AssetStorage(ConfigurableResource):
                 return file_key(path, kind)
         return None
 
+    def load_stored(self, asset_key: AssetKey, partition: str):
+        """The stored value of an asset that others read (arrays, tables, models), whichever kind
+        of file it is; the error of :meth:`not_stored` when there is none."""
+        for kind in ("parquet", "model"):
+            if (path := self.path(asset_key, partition, kind)).exists():
+                return self.read(path, kind)
+        raise self.not_stored(asset_key, partition, self.path(asset_key, partition, "parquet"))
+
     def holds(self, asset_key: AssetKey, partition: str, kind: str, key: str,
               figures: tuple[str, ...] = ()) -> bool:
         """Whether the stored value (every PNG of a figure asset) was made with ``key``."""
@@ -411,6 +427,8 @@ class AssetStorage(ConfigurableResource):
     def read(self, path: UPath, kind: str, expect_key: str | None = None):
         if kind == "parquet":
             return read_parquet(path, expect_key=expect_key)
+        if kind == "json":
+            return read_json(path)
         if is_local(path):  # the weights (and TensorFlow) load when the model is first used
             return self._load_model(path.path, lazy=True, expect_key=expect_key)
         with tempfile.TemporaryDirectory() as folder:

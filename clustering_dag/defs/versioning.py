@@ -1,4 +1,5 @@
-"""Code versions that follow the code.
+"""Code versions that follow the code (Dagster takes an asset's ``code_version`` as a string
+someone keeps up to date by hand; here it is derived).
 
 An asset's code version is a hash of what it runs, read from the source (nothing is imported):
 its own function (decorators and type annotations aside), the functions it closes over, and every
@@ -9,7 +10,9 @@ the numbers too. The unit is the definition, not the module: an edit to one core
 the versions of the assets that call it, directly or through other functions, and no others.
 
 Helpers marked :func:`unversioned` (metadata for the UI, asset checks) are left out: they do not
-change the stored value and run on every materialization anyway. Sources are compared as syntax
+change the stored value and run on every materialization anyway. So are the registries a module
+names in ``__registries__`` (the spaces, the models): most code reads only their names, and the
+assets that run their functions name those (``runs``) for their code versions. Sources are compared as syntax
 trees without docstrings, so a comment, a docstring or a reformatting changes nothing; any edit to
 the code itself changes the version of exactly the assets that run it. The cache key of every
 value includes its asset's code version, so such an edit recomputes those assets and, through
@@ -119,6 +122,7 @@ class _Module:
     imports: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     body: list[ast.AST] = field(default_factory=list)
     methods: dict[str, list[tuple[str, ast.AST]]] = field(default_factory=dict)
+    registries: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, name: str, source: str) -> _Module:
@@ -135,6 +139,9 @@ class _Module:
                         module.definitions[target.id] = node
             elif not isinstance(node, ast.Import | ast.ImportFrom) and node in tree.body:
                 module.body.append(node)  # e.g. environment set before an import
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple)
+                    and any(getattr(t, "id", "") == "__registries__" for t in node.targets)):
+                module.registries = frozenset(e.value for e in node.value.elts if isinstance(e, ast.Constant))
             if isinstance(node, ast.ClassDef):
                 for item in node.body:
                     if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -336,7 +343,7 @@ class SourceVersions:
         if ident in found:
             return
         node = module.definitions[name]
-        if _is_unversioned(node):
+        if _is_unversioned(node) or name in module.registries:
             found[ident] = "unversioned"
             return
         found[ident] = self._scan(node)[1]

@@ -1,24 +1,23 @@
-"""Clusters of every space, the metric tables and their checks, and the comparison with the paper.
-``kmeans_original`` is shared; the rest exist once per training variant."""
+"""The clusters of every space of the registry (``clusters_<space>``: k-means or a Gaussian
+mixture, as the space says), each test row's cluster in every space, the metric tables and their
+checks, and the comparison with the paper. A shared space's clusters (``clusters_original``) are
+shared; the rest exist once per training variant."""
 
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    AssetIn,
     Config,
     MetadataValue,
     Output,
-    asset_check,
 )
 from pydantic import Field
 
 from clustering_dag.core import configs
-from clustering_dag.core.variants import SPACES, VARIANTS
+from clustering_dag.core.spaces import SPACES, Space
 from clustering_dag.defs.assets.common import table_metadata
-from clustering_dag.defs.cached import asset_key, cached_asset, variant_of
+from clustering_dag.defs.cached import cached_asset, check_per_variant, flat, variant_of
 from clustering_dag.defs.config import core_config, dagster_config
-from clustering_dag.defs.partitions import dataset_partitions
 from clustering_dag.defs.versioning import unversioned
 
 NONE_IS_THE_DATASETS = {"n_clusters": "the dataset's: 10 for the paper's, else its registry entry or "
@@ -38,100 +37,99 @@ class MetricsConfig(Config):
                     "more; None = all, whatever the size. The paper's 10,000 test points are all used.")
 
 
-def fit(context: AssetExecutionContext, config, representation) -> Output:
-    """Clusters fitted on the training split of ``representation``; stored as centroids (and a
+# The Dagster config of each way of clustering a space.
+CLUSTERING_CONFIGS = {"kmeans": ClusteringConfig, "mixture": MixtureConfig}
+
+
+def clusters_asset(space: Space):
+    """The asset of ``space``'s clusters, fitted on its training split; stored as centroids (and a
     mixture's covariances and weights), no pickle."""
-    from clustering_dag.core.clustering import fit_clusters
+    @cached_asset(name=space.clustering, per_variant=not space.shared,
+                  group="data" if space.shared else "clustering", reads=(space.representation,),
+                  kinds={"scikit-learn"},
+                  description=f"{'A Gaussian mixture' if space.clusters == 'mixture' else 'k-means'} "
+                              f"of the {space.name} space ({space.about}), fitted on the training split.")
+    def clusters(context: AssetExecutionContext, config: CLUSTERING_CONFIGS[space.clusters], **inputs):
+        from clustering_dag.core.chain import fit_space
 
-    k = config.n_clusters or representation.n_clusters
-    cfg = core_config(configs.ClusterConfig, config, n_clusters=k)
-    fitted = fit_clusters(representation.train_x, cfg)
-    context.log.info(f"{cfg.method} on {representation.train_x.shape}: "
-                     f"inertia {fitted.inertia:.4g} after {fitted.n_iter} iterations")
-    return Output(fitted.to_frame(), metadata={
-        "method": cfg.method, "n_clusters": cfg.n_clusters, "inertia": fitted.inertia,
-        "n_iter": fitted.n_iter, "fit_rows": len(representation.train_x)})
+        representation = inputs[space.representation]
+        k = config.n_clusters or representation.n_clusters
+        cfg = core_config(configs.ClusterConfig, config, n_clusters=k)
+        fitted = fit_space(representation, cfg)
+        score = "inertia" if cfg.method == "kmeans" else "lower_bound"
+        value = fitted.inertia if cfg.method == "kmeans" else fitted.lower_bound
+        context.log.info(f"{cfg.method} on {representation.train_x.shape}: {score} {value:.4g} after "
+                         f"{fitted.n_iter} iterations")
+        return Output(fitted.to_frame(), metadata={
+            "method": cfg.method, "n_clusters": cfg.n_clusters, score: value,
+            "n_iter": fitted.n_iter, "fit_rows": len(representation.train_x)})
 
-
-@cached_asset(kinds={"scikit-learn"})
-def kmeans_original(context: AssetExecutionContext, config: ClusteringConfig, original_representation):
-    """k-means of the noisy pixels (the paper's 'original' row), fitted on the training split."""
-    return fit(context, config, original_representation)
-
-
-@cached_asset(per_variant=True, group="clustering", kinds={"scikit-learn"})
-def kmeans_reconstructed(context: AssetExecutionContext, config: ClusteringConfig,
-                         reconstructed_representation):
-    """k-means of the VAE's reconstructions, fitted on the training split."""
-    return fit(context, config, reconstructed_representation)
+    return clusters
 
 
-@cached_asset(per_variant=True, group="clustering", kinds={"scikit-learn"})
-def kmeans_latent(context: AssetExecutionContext, config: ClusteringConfig, latent_representation):
-    """k-means of the VAE's latent code, fitted on the training split."""
-    return fit(context, config, latent_representation)
+CLUSTERED = [space for space in SPACES.values() if space.clustering]
+clusters_assets = [a for space in CLUSTERED for a in flat(clusters_asset(space))]
 
 
-@cached_asset(per_variant=True, group="clustering", kinds={"scikit-learn"})
-def kmeans_manifold(context: AssetExecutionContext, config: MixtureConfig, manifold_representation):
-    """A Gaussian mixture in the manifold stage's space (UMAP of the latent code), fitted on the
-    training codes UMAP was fitted on."""
-    return fit(context, config, manifold_representation)
+def assignments_asset(spaces: list[Space]):
+    reads = tuple(dict.fromkeys(n for s in spaces for n in (s.representation, s.clustering) if n))
+    shared = {s.name for s in spaces if s.shared}
+
+    @cached_asset(per_variant=True, group="clustering", reads=reads)
+    def cluster_assignments(context: AssetExecutionContext, **inputs):
+        """Cluster of each noisy test point in each space (predicted from the fitted clusters; a
+        classifier's space, its most probable class)."""
+        import numpy as np
+        import pandas as pd
+
+        from clustering_dag.core.chain import assign, n_clusters
+
+        first = inputs[spaces[0].representation]
+        frame = pd.DataFrame({"row": np.arange(len(first.test_x))})
+        if first.test_y is not None:
+            frame["label"] = first.test_y
+        for space in spaces:
+            frame[space.name] = assign(space, inputs[space.representation], inputs.get(space.clustering))
+        k = n_clusters(spaces, inputs)
+        sizes = {s.name: np.bincount(frame[s.name], minlength=k).tolist() for s in spaces}
+        used = {s: sum(1 for n in counts if n) for s, counts in sizes.items()}
+        for space, n in used.items():
+            if n < k:
+                hint = (f"; see {variant_of(context)}/trained_vae's check latent_code_used and its "
+                        "active_latent_dims" if space not in shared else "")
+                context.log.warning(f"{space}: the {len(frame)} test rows fall into {n} of {k} "
+                                    f"clusters{hint}")
+        return Output(frame, metadata={"cluster_sizes": MetadataValue.json(sizes),
+                                       "clusters_used": MetadataValue.json(used)})
+
+    return cluster_assignments
 
 
-@cached_asset(per_variant=True, group="clustering")
-def cluster_assignments(context: AssetExecutionContext, original_representation, reconstructed_representation,
-                        latent_representation, manifold_representation, kmeans_original, kmeans_reconstructed,
-                        kmeans_latent, kmeans_manifold, refined_representation):
-    """Cluster of each noisy test point in each space (predicted from the fitted models; the
-    refined classifier's most probable cluster)."""
-    import numpy as np
-    import pandas as pd
+def metrics_asset(spaces: list[Space]):
+    reads = tuple(dict.fromkeys(n for s in spaces for n in (s.representation, s.clustering) if n))
 
-    from clustering_dag.core.clustering import ClusterModel
+    @cached_asset(per_variant=True, group="clustering", reads=reads)
+    def clustering_metrics(context: AssetExecutionContext, config: MetricsConfig, cluster_assignments,
+                           **inputs):
+        """DBI, Silhouette, Calinski-Harabasz on the noisy test set (the paper's table), plus
+        accuracy, NMI, ARI and purity against the true labels, a row per space. A classifier's
+        space (refined) is measured on its cluster probabilities."""
+        import pandas as pd
 
-    spaces = {"original": (original_representation, kmeans_original),
-              "reconstructed": (reconstructed_representation, kmeans_reconstructed),
-              "latent": (latent_representation, kmeans_latent),
-              "manifold": (manifold_representation, kmeans_manifold)}
-    frame = pd.DataFrame({"row": np.arange(len(original_representation.test_x))})
-    if original_representation.test_y is not None:
-        frame["label"] = original_representation.test_y
-    for space, (data, model) in spaces.items():
-        frame[space] = ClusterModel.from_frame(model).predict(data.test_x)
-    frame["refined"] = refined_representation.test_x.argmax(1)
-    k = len(kmeans_latent)
-    sizes = {s: np.bincount(frame[s], minlength=k).tolist() for s in SPACES}
-    used = {s: sum(1 for n in counts if n) for s, counts in sizes.items()}
-    for space, n in used.items():
-        if n < k:
-            hint = (f"; see {variant_of(context)}/trained_vae's check latent_code_used and its "
-                    "active_latent_dims" if space != "original" else "")
-            context.log.warning(f"{space}: the {len(frame)} test rows fall into {n} of {k} clusters{hint}")
-    return Output(frame, metadata={"cluster_sizes": MetadataValue.json(sizes),
-                                   "clusters_used": MetadataValue.json(used)})
+        from clustering_dag.core.chain import metric_rows, n_clusters
+
+        rows = metric_rows(spaces, inputs, cluster_assignments, n_clusters(spaces, inputs),
+                           config.silhouette_sample)
+        for row in rows:
+            context.log.info(f"{row['representation']}: {row}")
+        frame = pd.DataFrame(rows)
+        return Output(frame, metadata=_metrics_summary(frame))
+
+    return clustering_metrics
 
 
-@cached_asset(per_variant=True, group="clustering")
-def clustering_metrics(context: AssetExecutionContext, config: MetricsConfig, cluster_assignments,
-                       original_representation, reconstructed_representation, latent_representation,
-                       manifold_representation, refined_representation, kmeans_latent):
-    """DBI, Silhouette, Calinski-Harabasz on the noisy test set (the paper's table), plus
-    accuracy, NMI, ARI and purity against the true labels. The refined row's internal metrics are
-    computed on the classifier's cluster probabilities."""
-    import pandas as pd
-
-    from clustering_dag.core.metrics import space_row
-
-    spaces = {"original": original_representation, "reconstructed": reconstructed_representation,
-              "latent": latent_representation, "manifold": manifold_representation,
-              "refined": refined_representation}
-    rows = [space_row(space, data, cluster_assignments[space].to_numpy(), len(kmeans_latent),
-                      config.silhouette_sample) for space, data in spaces.items()]
-    for row in rows:
-        context.log.info(f"{row['representation']}: {row}")
-    frame = pd.DataFrame(rows)
-    return Output(frame, metadata=_metrics_summary(frame))
+cluster_assignments = assignments_asset(list(SPACES.values()))
+clustering_metrics = metrics_asset(list(SPACES.values()))
 
 
 @unversioned
@@ -181,23 +179,23 @@ METRIC_CHECKS = {
 }
 
 
-def _metric_check(name: str, variant: str, blocking: bool, description: str):
-    @asset_check(asset=asset_key("clustering_metrics", variant), name=name, blocking=blocking,
-                 description=description, partitions_def=dataset_partitions,
-                 additional_ins={"kmeans_latent": AssetIn(asset_key("kmeans_latent", variant))})
-    def check(clustering_metrics, kmeans_latent) -> AssetCheckResult:
-        return next(c for c in metric_checks(clustering_metrics, len(kmeans_latent)) if c.check_name == name)
+def _metric_check(name: str, blocking: bool, description: str) -> list:
+    def check(clustering_metrics, **clusters) -> AssetCheckResult:
+        k = len(next(iter(clusters.values())))  # the number of clusters asked for
+        return next(c for c in metric_checks(clustering_metrics, k) if c.check_name == name)
 
-    return check
+    check.__doc__ = description
+    return check_per_variant(check, asset="clustering_metrics", reads=(CLUSTERED[0].clustering,),
+                             name=name, blocking=blocking)
 
 
-metric_table_checks = [_metric_check(name, v, blocking, about)
-                       for v in VARIANTS for name, (blocking, about) in METRIC_CHECKS.items()]
+metric_table_checks = [c for name, (blocking, about) in METRIC_CHECKS.items()
+                       for c in _metric_check(name, blocking, about)]
 
 
 @cached_asset(per_variant=True, group="clustering")
 def paper_comparison(context: AssetExecutionContext, seed_spread, trained_vae, original_representation,
-                     kmeans_latent):
+                     clusters_original):
     """Our internal metrics (mean and sd over the seeds of seed_spread) beside the paper's, with the
     run's settings (profile, rows, epochs); at the paper's settings, relative differences and
     whether its ranking (latent best on all three) holds; otherwise marked not comparable. The
@@ -210,7 +208,7 @@ def paper_comparison(context: AssetExecutionContext, seed_spread, trained_vae, o
     rows = [int(first["train_rows"]), int(first["test_rows"])]
     settings = {"train_rows": rows[0], "test_rows": rows[1], "all_rows": source_rows in (None, rows),
                 "epochs": vae.epochs, "batch_size": vae.batch_size, "hidden": list(vae.hidden),
-                "latent_dim": vae.latent_dim, "n_clusters": len(kmeans_latent),
+                "latent_dim": vae.latent_dim, "n_clusters": len(clusters_original),
                 "sigma": original_representation.meta.get("noise", {}).get("sigma"),
                 "n_seeds": int(seed_spread["seed"].nunique())}
     settings["profile"] = matching_profile(settings, variant_of(context))

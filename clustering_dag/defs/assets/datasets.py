@@ -1,5 +1,5 @@
-"""The data: each dataset's train and test splits, their noisy copies, and the noisy pixels as
-the paper's 'original' representation. Shared by the training variants."""
+"""The data: each dataset's train and test splits and their noisy copies. Shared by the training
+variants."""
 
 from dagster import AssetExecutionContext, Config, MetadataValue, Output
 from pydantic import Field
@@ -54,9 +54,9 @@ def raw_dataset(context: AssetExecutionContext, config: RawDataConfig, dataset_s
 
 
 @cached_asset()
-def noisy_test_set(context: AssetExecutionContext, config: NoiseConfig, raw_dataset):
-    """The paper's noisy images: the test set plus N(0, sigma^2) noise, and, as the authors did,
-    the training set with its own noise draw (train: seed, test: seed + 1)."""
+def noisy_dataset(context: AssetExecutionContext, config: NoiseConfig, raw_dataset):
+    """The paper's noisy images: the test split plus N(0, sigma^2) noise, and, as the authors did,
+    the training split with its own noise draw (train: seed, test: seed + 1)."""
     from clustering_dag.core.noise import add_gaussian_noise
 
     train = add_gaussian_noise(raw_dataset.train_x, config.sigma, config.seed, config.clip)
@@ -70,9 +70,3 @@ def noisy_test_set(context: AssetExecutionContext, config: NoiseConfig, raw_data
         "samples": image_metadata([raw_dataset.test_x[:10], test[:10]],
                                   ["clean", f"noisy (sigma={config.sigma})"], raw_dataset.image_shape),
     })
-
-
-@cached_asset()
-def original_representation(context: AssetExecutionContext, noisy_test_set):
-    """The paper's 'original' representation: the noisy pixels themselves (train and test)."""
-    return noisy_test_set.with_x(noisy_test_set.train_x, noisy_test_set.test_x, representation="original")

@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, Config, Output
 from pydantic import Field
 
 from clustering_dag.core.configs import DEFAULT_SEED
+from clustering_dag.core.spaces import SPACES, Space
 from clustering_dag.defs.cached import cached_asset
 
 FIGURE = {"per_variant": True, "group": "figures", "kind": "png", "kinds": {"matplotlib"}}
@@ -88,13 +89,13 @@ def tsne_embeddings(context: AssetExecutionContext, config: TsneConfig, raw_data
 
 
 @cached_asset(**FIGURE, figures=("reconstructions",))
-def figure_reconstructions(context: AssetExecutionContext, noisy_test_set, reconstructed_representation):
+def figure_reconstructions(context: AssetExecutionContext, noisy_dataset, reconstructed_representation):
     """Noisy test images (top) above their reconstructions (bottom), as Figures 1-2."""
     from clustering_dag.core import figures
 
     return {"reconstructions": figures.image_rows(
-        [noisy_test_set.test_x[:10], reconstructed_representation.test_x[:10]],
-        ["noisy test samples", "reconstructions"], noisy_test_set.image_shape)}
+        [noisy_dataset.test_x[:10], reconstructed_representation.test_x[:10]],
+        ["noisy test samples", "reconstructions"], noisy_dataset.image_shape)}
 
 
 @cached_asset(**FIGURE, figures=("tsne", "tsne_2d"))
@@ -104,11 +105,10 @@ def figure_tsne(context: AssetExecutionContext, tsne_original, tsne_embeddings):
     import pandas as pd
 
     from clustering_dag.core import figures
-    from clustering_dag.core.variants import REPRESENTATIONS
 
     frame = pd.concat([tsne_original, tsne_embeddings])
     emb = {rep: frame.loc[frame["representation"] == rep, ["c0", "c1", "c2"]].to_numpy()
-           for rep in REPRESENTATIONS}
+           for rep in dict.fromkeys(frame["representation"])}
     shown, of_rows = len(tsne_original), int(tsne_original["of_rows"].iloc[0])
     note = f"{shown:,} of {of_rows:,} test points" if shown < of_rows else ""
     labels = tsne_original["label"].to_numpy()
@@ -138,26 +138,31 @@ def figure_manifold(context: AssetExecutionContext, manifold_representation, clu
         for name, three_d in (("manifold", True), ("manifold_2d", False))}
 
 
-@cached_asset(**FIGURE, figures=("voronoi",))
-def figure_voronoi(context: AssetExecutionContext, config: VoronoiConfig, original_representation,
-                   reconstructed_representation, latent_representation):
-    """Voronoi diagrams (Figures 5-6): PCA to 2-D, k-means on the 2-D points, decision regions on
-    a mesh, per representation of the noisy test set."""
-    from clustering_dag.core import figures
+def voronoi_asset(spaces: list[Space]):
+    @cached_asset(**FIGURE, figures=("voronoi",), reads=tuple(s.representation for s in spaces))
+    def figure_voronoi(context: AssetExecutionContext, config: VoronoiConfig, **inputs):
+        """Voronoi diagrams (Figures 5-6): PCA to 2-D, k-means on the 2-D points, decision regions
+        on a mesh, per space of the noisy test set."""
+        from clustering_dag.core import figures
 
-    spaces = {"original": original_representation.test_x,
-              "reconstructed": reconstructed_representation.test_x, "latent": latent_representation.test_x}
-    return {"voronoi": figures.voronoi_figure(spaces, original_representation.n_clusters, seed=config.seed)}
+        points = {s.name: inputs[s.representation].test_x for s in spaces}
+        k = inputs[spaces[0].representation].n_clusters
+        return {"voronoi": figures.voronoi_figure(points, k, seed=config.seed)}
+
+    return figure_voronoi
+
+
+figure_voronoi = voronoi_asset([s for s in SPACES.values() if "voronoi" in s.drawn])
 
 
 @cached_asset(**FIGURE, figures=("latent_centroids",))
-def figure_latent_centroids(context: AssetExecutionContext, kmeans_latent, trained_vae, raw_dataset):
+def figure_latent_centroids(context: AssetExecutionContext, clusters_latent, trained_vae, raw_dataset):
     """The latent k-means centroids decoded back to images: what each cluster 'is'."""
     from clustering_dag.core import figures
     from clustering_dag.core.clustering import ClusterModel
     from clustering_dag.core.vae import decode
 
-    images = decode(trained_vae, ClusterModel.from_frame(kmeans_latent).centers)
+    images = decode(trained_vae, ClusterModel.from_frame(clusters_latent).centers)
     return {"latent_centroids": figures.image_rows([images], ["decoded latent centroids"],
                                                    raw_dataset.image_shape)}
 

@@ -1,8 +1,7 @@
 """Self-labelling refinement of each variant (beyond the paper, the last step of SCAN): a classifier
 of the noisy images learned from the manifold stage's most confident clusters, then from its own
 surest predictions. ``refined_classifier`` is the stored model that maps a raw input straight to a
-cluster; ``refined_representation`` is its cluster probabilities, the ``refined`` row of the
-metric tables."""
+cluster; its cluster probabilities are the ``refined`` space (:mod:`clustering_dag.core.spaces`)."""
 
 from dagster import AssetExecutionContext, Output
 
@@ -21,21 +20,15 @@ RefinementConfig = dagster_config(configs.RefineConfig, "RefinementConfig",
 @cached_asset(per_variant=True, group="clustering", kind="model", kinds={"tensorflow"},
               runs=(Accelerator.select,), pool="vae_training", op_tags={QUEUE_TAG: VAE_QUEUE})
 def refined_classifier(context: AssetExecutionContext, config: RefinementConfig, accelerator: Accelerator,
-                       noisy_test_set, manifold_representation, kmeans_manifold):
+                       noisy_dataset, manifold_representation, clusters_manifold):
     """A classifier of the noisy images trained on the manifold mixture's most confident training
     assignments (augmented by shifts and noise), then on its own surest predictions."""
-    from clustering_dag.core.clustering import ClusterModel
-    from clustering_dag.core.configs import ManifoldConfig
-    from clustering_dag.core.manifold import fit_sample
-    from clustering_dag.core.refine import config_for, refine
+    from clustering_dag.core.refine import config_for
+    from clustering_dag.core.spaces import train_refined
 
-    mixture = ClusterModel.from_frame(kmeans_manifold)
-    cfg = config_for(noisy_test_set, len(mixture.centers), **core_values(configs.RefineConfig, config))
-    manifold = manifold_representation
-    rows = fit_sample(len(noisy_test_set.train_x), ManifoldConfig(**manifold.meta["umap"]))
-    device = accelerator.select(context.log)
-    trained = refine(cfg, noisy_test_set, rows, mixture.predict(manifold.train_x),
-                     mixture.confidence(manifold.train_x), log=context.log.info, device=device)
+    cfg = config_for(noisy_dataset, len(clusters_manifold), **core_values(configs.RefineConfig, config))
+    trained = train_refined(noisy_dataset, manifold_representation, clusters_manifold, cfg,
+                            device=accelerator.select(context.log), log=context.log.info)
     return Output(trained, metadata=_classifier_summary(trained))
 
 
@@ -47,16 +40,3 @@ def _classifier_summary(trained) -> dict:
     last = history.groupby("round").last().reset_index()
     return {"rounds": int(history["round"].max()), "rows_learned": trained.diagnostics["rows_learned"],
             "train_seconds": round(trained.seconds, 2), "rounds_summary": table_metadata(last, digits=4)}
-
-
-@cached_asset(per_variant=True, group="clustering")
-def refined_representation(context: AssetExecutionContext, refined_classifier, noisy_test_set):
-    """The refined classifier's cluster probabilities of every noisy training and test image."""
-    import numpy as np
-
-    from clustering_dag.core.refine import refined_representation as probabilities
-
-    refined = probabilities(refined_classifier, noisy_test_set)
-    return Output(refined, metadata={
-        "dim": refined.dim, "test_mean_confidence": float(refined.test_x.max(1).mean()),
-        "test_clusters_used": int(len(np.unique(refined.test_x.argmax(1))))})

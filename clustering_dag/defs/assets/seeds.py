@@ -1,7 +1,8 @@
 """Seeds and spread, once per variant: ``<variant>/seed_spread`` holds the variant's metric table
-for every seed (the run's own, plus ``extra_seeds``), each extra seed a whole new chain: VAE
-training, representations, UMAP, clusters and metrics. Its metadata shows mean ± sd per row; the
-paper comparison and the report read it.
+for every seed (the run's own, plus ``extra_seeds``), each extra seed the whole chain again
+(:func:`clustering_dag.core.chain.run_chain`: the steps of the graph's own assets, from the
+registry of spaces): autoencoder, every space, its clusters, the metrics. Its metadata shows
+mean ± sd per row; the paper comparison and the report read it.
 
 With no extra seeds (the default, and the main command) it only restates ``clustering_metrics``
 and costs nothing; the ``seeds`` profile adds two.
@@ -25,38 +26,49 @@ class SeedsConfig(Config):
                                 "the run's seed only.")
 
 
-@cached_asset(per_variant=True, group="clustering", kinds={"tensorflow"}, runs=(Accelerator.select,),
-              pool="vae_training", op_tags={QUEUE_TAG: VAE_QUEUE})  # it trains VAEs: the GPU workers
-def seed_spread(context: AssetExecutionContext, config: SeedsConfig, accelerator: Accelerator, raw_dataset,
-                noisy_test_set, trained_vae, clustering_metrics, manifold_representation, kmeans_original,
-                kmeans_reconstructed, kmeans_latent, kmeans_manifold, refined_classifier):
-    """The metric table under several seeds (config `extra_seeds`; the `seeds` profile adds two):
-    every row's mean ± sd. Each seed retrains the autoencoder and the refined classifier and refits
-    UMAP and every clustering with the run's settings, read from the upstream values."""
-    import pandas as pd
+def spread_asset(chain: tuple[str, ...]):
+    """``seed_spread``, reading every value of the run's chain (``chain``: the step names)."""
+    from clustering_dag.core.spaces import functions
 
-    from clustering_dag.core.clustering import ClusterModel
-    from clustering_dag.core.configs import ManifoldConfig
-    from clustering_dag.core.seeds import Chain, run_chain
+    @cached_asset(per_variant=True, group="clustering", kinds={"tensorflow"},
+                  runs=(Accelerator.select, *functions()), reads=chain, pool="vae_training",
+                  op_tags={QUEUE_TAG: VAE_QUEUE})  # it trains autoencoders: the GPU workers
+    def seed_spread(context: AssetExecutionContext, config: SeedsConfig, accelerator: Accelerator,
+                    clustering_metrics, **values):
+        """The metric table under several seeds (config `extra_seeds`; the `seeds` profile adds
+        two): every row's mean ± sd. Each seed runs the chain again (the same steps as the graph's
+        assets) with the run's settings, read from the values the run made."""
+        import pandas as pd
 
-    main_seed = trained_vae.config.seed
-    extra = [s for s in dict.fromkeys(config.extra_seeds) if s != main_seed]
-    main = clustering_metrics.assign(seed=main_seed, vae_seconds=round(trained_vae.seconds, 2),
-                                     active_latent_dims=trained_vae.diagnostics.get("active_dims", -1))
-    if extra:
-        models = {"original": kmeans_original, "reconstructed": kmeans_reconstructed,
-                  "latent": kmeans_latent, "manifold": kmeans_manifold}
-        first = clustering_metrics.iloc[0]
-        chain = Chain(vae=trained_vae.config,
-                      clusters={s: ClusterModel.from_frame(m).config for s, m in models.items()},
-                      manifold=ManifoldConfig(**manifold_representation.meta["umap"]),
-                      refine=refined_classifier.config,
-                      silhouette_sample=(int(first["silhouette_rows"])
-                                         if first["silhouette_rows"] < first["test_rows"] else None))
-        device = accelerator.select(context.log)
-        runs = [run_chain(raw_dataset, noisy_test_set, chain, s, device, context.log.info) for s in extra]
-        main = pd.concat([main, *runs], ignore_index=True)
-    return Output(main, metadata=_spread_metadata(main))
+        from clustering_dag.core.chain import config_of, run_chain
+        from clustering_dag.core.spaces import DATA
+
+        trained_vae = values["trained_vae"]
+        main_seed = trained_vae.config.seed
+        extra = [s for s in dict.fromkeys(config.extra_seeds) if s != main_seed]
+        main = clustering_metrics.assign(seed=main_seed, vae_seconds=round(trained_vae.seconds, 2),
+                                         active_latent_dims=trained_vae.diagnostics.get("active_dims", -1))
+        if extra:
+            first = clustering_metrics.iloc[0]
+            sample = int(first["silhouette_rows"]) if first["silhouette_rows"] < first["test_rows"] else None
+            data = {name: values[name] for name in DATA}
+            configs = {name: config_of(name, value) for name, value in values.items() if name not in DATA}
+            device = accelerator.select(context.log)
+            runs = [run_chain(data, configs, s, sample, device, context.log.info) for s in extra]
+            main = pd.concat([main, *runs], ignore_index=True)
+        return Output(main, metadata=_spread_metadata(main))
+
+    return seed_spread
+
+
+def _chain() -> tuple[str, ...]:
+    from clustering_dag.core.chain import steps
+    from clustering_dag.core.spaces import DATA
+
+    return (*DATA, *(step.name for step in steps()))
+
+
+seed_spread = spread_asset(_chain())
 
 
 @unversioned

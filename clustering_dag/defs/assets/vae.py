@@ -1,23 +1,15 @@
-"""The autoencoder of each training variant (``paper``, ``elbo``, ``dae``) and the two
-representations it gives.
-Each asset exists once per variant (``paper/trained_vae``, ``elbo/trained_vae``), from one function."""
+"""The autoencoder of each training variant (``paper``, ``elbo``, ``dae``), whose code and
+reconstruction are two of the spaces (:mod:`clustering_dag.core.spaces`). It exists once per
+variant (``paper/trained_vae``, ``elbo/trained_vae``), from one function."""
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetExecutionContext,
-    MetadataValue,
-    Output,
-    asset_check,
-)
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, MetadataValue, Output
 
 from clustering_dag.core.trained import collapse_diagnosis
 from clustering_dag.core.variants import VARIANTS, VAEConfig, variant_config
 from clustering_dag.defs.assets.common import png_markdown, table_metadata
-from clustering_dag.defs.cached import asset_key, cached_asset, variant_of
+from clustering_dag.defs.cached import cached_asset, check_per_variant, variant_of
 from clustering_dag.defs.config import core_values, dagster_config
 from clustering_dag.defs.executors import QUEUE_TAG, VAE_QUEUE
-from clustering_dag.defs.partitions import dataset_partitions
 from clustering_dag.defs.resources import Accelerator
 from clustering_dag.defs.versioning import unversioned
 
@@ -33,7 +25,7 @@ def training_inputs(context: AssetExecutionContext) -> list[str]:
     """What a variant's VAE is made from: the images it trains on, noisy or clean (the dataset's
     shape comes with both)."""
     noisy = VARIANTS[variant_of(context)]["train_on_noisy"]
-    return ["raw_dataset", "noisy_test_set"] if noisy else ["raw_dataset"]
+    return ["raw_dataset", "noisy_dataset"] if noisy else ["raw_dataset"]
 
 
 @cached_asset(
@@ -43,31 +35,25 @@ def training_inputs(context: AssetExecutionContext) -> list[str]:
     # a single GPU from being shared by two runs. On the Celery executor it goes to the `vae` queue.
     pool="vae_training", op_tags={QUEUE_TAG: VAE_QUEUE})
 def trained_vae(context: AssetExecutionContext, config: TrainingConfig, accelerator: Accelerator,
-                raw_dataset, noisy_test_set):
+                raw_dataset, noisy_dataset):
     """The autoencoder trained as its variant says: 'paper' as the authors' code did (no KL, noisy
     targets, clipped BCE, sampled code), 'elbo' as a proper VAE (KL warm-up, a likelihood that
     fits the data, posterior mean), 'dae' as N2D's denoising autoencoder (noisy inputs, clean
     targets, squared error, a linear code)."""
-    from dataclasses import replace
+    from clustering_dag.core.spaces import train_autoencoder
 
-    from clustering_dag.core.vae import train_vae
-
-    variant, rows = variant_of(context), len(raw_dataset.train_x)
+    variant = variant_of(context)
     cfg = variant_config(variant, images=raw_dataset.image_shape is not None,  # unset: the variant's
                          **core_values(VAEConfig, config), input_dim=raw_dataset.dim)
-    if cfg.batch_size > rows:
-        context.log.info(f"batch_size {cfg.batch_size} > {rows} training rows: using {rows}")
-        cfg = replace(cfg, batch_size=rows)
-    train = cfg.training_data(raw_dataset, noisy_test_set).train_x
-    targets = cfg.training_targets(raw_dataset, noisy_test_set).train_x
     device = accelerator.select(context.log)  # not part of the key: a GPU's model serves a CPU run
-    context.log.info(f"training {variant} VAE on {len(train)} rows on {device}: {cfg}")
+    context.log.info(f"training {variant} VAE on {len(raw_dataset.train_x)} rows on {device}: {cfg}")
 
     def log_epoch(row: dict) -> None:
         context.log.info("epoch {epoch:3d}  loss {loss:.4f}  reconstruction {reconstruction:.4f}  "
                          "KL {kl:.3f}  {seconds:.2f} s  {samples_per_s:,.0f} samples/s".format(**row))
 
-    trained = train_vae(cfg, train, device=device, on_epoch=log_epoch, targets=targets)
+    trained = train_autoencoder(raw_dataset, noisy_dataset, cfg, device=device, log=context.log.info,
+                                on_epoch=log_epoch)
     if collapse := collapse_diagnosis(trained):
         context.log.error(f"{variant} VAE on {context.partition_key}: {collapse}")
     return Output(trained, metadata={"variant": variant, **_training_summary(trained)})
@@ -101,31 +87,4 @@ def _latent_code_used(trained_vae) -> AssetCheckResult:
                   "kl_per_dim": MetadataValue.json(d.get("kl_per_dim", []))})
 
 
-latent_code_used = [
-    asset_check(asset=asset_key("trained_vae", v), name="latent_code_used", blocking=True,
-                partitions_def=dataset_partitions, description=_latent_code_used.__doc__)(_latent_code_used)
-    for v in VARIANTS]
-
-
-@cached_asset(per_variant=True, group="vae")
-def reconstructed_representation(context: AssetExecutionContext, trained_vae, raw_dataset, noisy_test_set):
-    """decoder(code) for the training and noisy test images."""
-    import numpy as np
-
-    from clustering_dag.core.vae import representations
-
-    recon, _ = representations(trained_vae, raw_dataset, noisy_test_set, variant=variant_of(context))
-    return Output(recon, metadata={
-        "code": trained_vae.config.code,
-        "test_mean_abs_error": float(np.abs(recon.test_x - raw_dataset.test_x).mean())})
-
-
-@cached_asset(per_variant=True, group="vae")
-def latent_representation(context: AssetExecutionContext, trained_vae, raw_dataset, noisy_test_set):
-    """The latent code of the training and noisy test images."""
-    from clustering_dag.core.vae import representations
-
-    _, latent = representations(trained_vae, raw_dataset, noisy_test_set, variant=variant_of(context))
-    cfg = trained_vae.config
-    return Output(latent, metadata={"code": cfg.code, "latent_dim": cfg.latent_dim,
-                                    "test_code_std": float(latent.test_x.std())})
+latent_code_used = check_per_variant(_latent_code_used, asset="trained_vae", blocking=True)
