@@ -102,7 +102,7 @@ def scored_batch_asset(spaces):
         models: its cluster and distance to the centre in every space that can score new rows (a
         classifier: its cluster and probability), and whether it lies farther out than 95 % of the
         test split's rows (``*_far``, ``*_unsure``)."""
-        from clustering_dag.core.scoring import BatchLayout, n_clusters, score_file
+        from clustering_dag.core.scoring import BatchLayout, score_file
 
         dataset, name = batch_of(context)
         path = batch_path(dataset, name)
@@ -112,8 +112,9 @@ def scored_batch_asset(spaces):
         layout = BatchLayout.of(values["raw_dataset"])  # values: what the spaces score with, too
         batch, frame = score_file(path, layout, spaces, values, values["test_scores"])
         context.log.info(f"{path}: {len(frame):,} rows scored")
-        return Output(frame, metadata=_batch_summary(context, frame, batch, layout,
-                                                     n_clusters(spaces, values), asset_storage))
+        k = max([len(values[s.clustering]) for s in spaces if s.clustering]  # a classifier's: its classes
+                or [int(frame.filter(like="_cluster").to_numpy().max()) + 1])
+        return Output(frame, metadata=_batch_summary(context, frame, batch, layout, k, asset_storage))
 
     return scored_batch
 

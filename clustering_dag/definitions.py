@@ -9,12 +9,14 @@ from pathlib import Path
 
 from dagster import Definitions, load_from_defs_folder, map_asset_specs
 
+from clustering_dag.core.spaces import freeze
 from clustering_dag.defs.cached import resolve_shared
 from clustering_dag.defs.jobs import follow_upstream
 
 
 def _location() -> Definitions:
     folder = load_from_defs_folder(path_within_project=Path(__file__).parent)
+    freeze()  # the assets are made from the registry of spaces: a later space would be missing
     assets, checks = resolve_shared(list(folder.assets or []), list(folder.asset_checks or []))
     return Definitions(
         assets=map_asset_specs(follow_upstream, assets),

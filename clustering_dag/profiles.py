@@ -24,8 +24,9 @@ def _ops(config_by_op: dict) -> dict:
 
 def _kmeans(**config) -> dict:
     """``config`` for the k-means of every space clustered by k-means, by op name."""
-    return {f"{v}__{s.clustering}" if not s.shared else s.clustering: dict(config)
-            for s in SPACES.values() if s.clusters == "kmeans" for v in VARIANTS}
+    kmeans = [s for s in SPACES.values() if s.clusters == "kmeans"]
+    return {**{s.clustering: dict(config) for s in kmeans if s.shared},
+            **{f"{v}__{s.clustering}": dict(config) for s in kmeans if not s.shared for v in VARIANTS}}
 
 
 def full() -> dict:

@@ -26,10 +26,18 @@ def stored(storage, dataset: str, variant: str) -> dict:
     """The stored values a variant scores with, for ``dataset``; a clear error for a missing one."""
     from clustering_dag.definitions import defs
     from clustering_dag.defs.assets.scoring import SCORED_WITH
+    from clustering_dag.defs.cached import IO_MANAGERS
 
-    keys = {key.path[-1]: key for a in defs.assets for key in a.keys
-            if key.path[-1] in SCORED_WITH and key.path[0] in (variant, key.path[-1])}
-    return {name: storage.load_stored(keys[name], dataset) for name in SCORED_WITH}
+    kind_of = {manager: kind for kind, manager in IO_MANAGERS.items()}
+    values = {}
+    for definition in defs.assets:  # each asset as the code location declares it
+        for key in definition.keys:
+            if key.path[-1] in SCORED_WITH and key.path[0] in (variant, key.path[-1]):
+                kind = kind_of[definition.get_io_manager_key_for_asset_key(key)]
+                if not (path := storage.path(key, dataset, kind)).exists():
+                    raise storage.not_stored(key, dataset, path)
+                values[key.path[-1]] = storage.load(key, dataset, kind)
+    return values
 
 
 def score_with_stored(path: Path, dataset: str, variants: list[str], storage=None):

@@ -54,15 +54,21 @@ def test_dg_checks_and_lists_the_code_location(tmp_path, data_dir):
     assert [s["name"] for s in listed["schedules"]] == ["weekly_paper_run"]
 
 
-def test_an_asset_scaffolded_with_dg_joins_the_code_location(tmp_path, data_dir):
-    """`dg scaffold defs` writes into clustering_dag/defs/, and that folder is what the code
-    location loads: the new asset is listed beside the others (in a copy of the project)."""
+def project_copy(tmp_path: Path) -> Path:
+    """A copy of the project (its package, pyproject.toml and README) to scaffold into."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(PROJECT_ROOT / name, project / name)
     shutil.copytree(PROJECT_ROOT / "clustering_dag", project / "clustering_dag",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    return project
+
+
+def test_an_asset_scaffolded_with_dg_joins_the_code_location(tmp_path, data_dir):
+    """`dg scaffold defs` writes into clustering_dag/defs/, and that folder is what the code
+    location loads: the new asset is listed beside the others (in a copy of the project)."""
+    project = project_copy(tmp_path)
     env = {"DAGSTER_HOME": str(initialized_dagster_home(tmp_path / "home")),
            "CLUSTERING_DAG_DATA_DIR": str(data_dir), "PYTHONPATH": str(project)}
     dg("scaffold", "defs", "dagster.asset", "my_new_asset.py", env=env, cwd=project)
@@ -87,12 +93,7 @@ def test_a_scaffolded_asset_is_stored_without_pickle_and_the_whole_graph_runs_wi
     code location's default IO manager (JSON here, parquet for a table), no pickle anywhere in the
     cache, and `--select '*' --partition mnist` runs the whole graph with it present (every other
     value reused from the stored run)."""
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(PROJECT_ROOT / name, project / name)
-    shutil.copytree(PROJECT_ROOT / "clustering_dag", project / "clustering_dag",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    project = project_copy(tmp_path)
     env = {"PYTHONPATH": str(project)}
     dg("scaffold", "defs", "dagster.asset", "label_counts.py", env=env, cwd=project)
     (project / "clustering_dag" / "defs" / "label_counts.py").write_text(scaffolded_example())

@@ -186,3 +186,29 @@ def test_a_core_edit_recomputes_its_users_and_what_lies_below(graph_copy, tmp_pa
         assert not recomputed & {"raw_dataset", "noisy_dataset", "clusters_original", "tsne_original"}
     else:  # the metric tables, or the decoded-centroid figures, and nothing else
         assert recomputed == in_run(edited_users)
+
+
+def test_a_users_function_outside_the_package_counts_its_helpers_and_libraries(tmp_path):
+    """A space of one's own lives outside the package: its function's version still follows the
+    helpers of its module it calls (not the others) and the libraries it uses."""
+    import importlib.util
+
+    def load(folder: str, helper: str, unrelated: str = "1"):
+        path = tmp_path / folder / "user_space.py"
+        path.parent.mkdir()
+        path.write_text("import numpy as np\n\n\n"
+                        f"def _helper(x):\n    return x * {helper}\n\n\n"
+                        f"def _unrelated():\n    return {unrelated}\n\n\n"
+                        "def make(noisy_dataset, config=None):\n"
+                        "    from sklearn.decomposition import PCA\n"
+                        "    return PCA(2).fit_transform(_helper(np.asarray(noisy_dataset)))\n")
+        spec = importlib.util.spec_from_file_location("user_space", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return SourceVersions().components(module.make)
+
+    base = load("a", "2")
+    assert {"lib:numpy", "lib:scikit-learn", "fn:user_space:_helper"} <= set(base)
+    assert "fn:user_space:_unrelated" not in base
+    assert load("b", "3") != base  # the helper it calls changed
+    assert load("c", "2", unrelated="2") == base  # a function it does not call changed

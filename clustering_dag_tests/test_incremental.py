@@ -21,7 +21,7 @@ from clustering_dag_tests.conftest import graph_config
 
 pytestmark = pytest.mark.slow
 
-KMEANS_LATENT = AssetKey(["paper", "clusters_latent"])
+CLUSTERS_LATENT = AssetKey(["paper", "clusters_latent"])
 
 
 # What the change tests below re-run: every asset but the `dae` variant's (whose steps are the same
@@ -167,7 +167,7 @@ def test_unsynced_status_and_automation_follow_the_cache(graph_copy):
         tick = evaluate_automation_conditions(defs=defs, instance=instance)
 
         # Re-materialized with nothing changed: the cache is reused, the data version is the same.
-        assert run(km_config, [KMEANS_LATENT], instance) == {"paper/clusters_latent": True}
+        assert run(km_config, [CLUSTERS_LATENT], instance) == {"paper/clusters_latent": True}
         assert unsynced(instance) == set()
         tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
         assert tick.total_requested == 0
@@ -177,9 +177,9 @@ def test_unsynced_status_and_automation_follow_the_cache(graph_copy):
         # run), and automation requests everything below it.
         changed = {"ops": {"paper__clusters_latent": {"config": {
             **km_config["ops"]["paper__clusters_latent"]["config"], "seed": 7}}}}
-        assert run(changed, [KMEANS_LATENT], instance) == {"paper/clusters_latent": False}
+        assert run(changed, [CLUSTERS_LATENT], instance) == {"paper/clusters_latent": False}
         below = downstream_of("paper/clusters_latent") - {"paper/clusters_latent"}
-        children = {k.to_user_string() for k in defs.resolve_asset_graph().get(KMEANS_LATENT).child_keys}
+        children = {k.to_user_string() for k in defs.resolve_asset_graph().get(CLUSTERS_LATENT).child_keys}
         assert unsynced(instance) == children and children < below
         tick = evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
         assert requested(tick) == below

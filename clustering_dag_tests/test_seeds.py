@@ -29,7 +29,7 @@ def test_spread_is_mean_and_sample_sd_per_space_in_pipeline_order():
     assert mean_sd(0.91234, 0.0141) == "0.912 ± 0.014" and mean_sd(0.5, float("nan")) == "0.500"
 
 
-def test_a_chain_needs_every_space():
+def test_a_chain_never_has_a_step_without_its_input():
     """A space reading what no step makes before it is refused, naming it: the chain never runs a
     step without its input."""
     with pytest.raises(ValueError, match="manifold_of_nothing"):

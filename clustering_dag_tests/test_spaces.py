@@ -49,12 +49,27 @@ def test_the_chain_runs_each_step_after_what_it_reads():
                                        *(s.clustering for s in SPACES.values() if s.clustering)}
 
 
+def test_the_model_assets_read_what_the_chain_gives_their_models():
+    for name, model in MODELS.items():
+        parents = {k.path[-1] for k in GRAPH.get(AssetKey(["elbo", name])).parent_keys}
+        assert parents == set(model.inputs), name
+
+
 def test_a_space_is_registered_once_and_must_say_how_it_is_clustered():
     with pytest.raises(ValueError, match="registered already"):
         add_space(SPACES["latent"])
     with pytest.raises(ValueError, match="clusters must be one of"):
         Space("bad", "clustered by hand", ("noisy_dataset",), original, clusters="by hand")
     assert list(SPACES)[-1] == "refined"
+
+
+def test_a_shared_space_reads_shared_assets_only_and_none_comes_after_the_graph_is_made():
+    with pytest.raises(ValueError, match="latent_representation.*nothing shared makes"):
+        add_space(Space("umap_of_codes", "shared, but reads a variant's code", ("latent_representation",),
+                        original, shared=True))
+    with pytest.raises(RuntimeError, match="comes too late"):  # this module loaded the definitions
+        add_space(Space("late", "the pixels again", ("noisy_dataset",), original, shared=True))
+    assert "late" not in SPACES and "umap_of_codes" not in SPACES
 
 
 # A space of one's own, as docs/development.md shows: this script is all it takes.
@@ -133,7 +148,7 @@ def test_a_space_added_in_one_place_reaches_the_tables_the_seeds_and_scoring(gra
     noisy test split's first rows) is scored in it as the run clustered those rows."""
     from clustering_dag.defs.storage import AssetStorage
 
-    noisy = AssetStorage(base_path=str(graph_copy.cache)).load_stored(AssetKey("noisy_dataset"), "mnist")
+    noisy = AssetStorage(base_path=str(graph_copy.cache)).load(AssetKey("noisy_dataset"), "mnist", "parquet")
     inbox = tmp_path / "inbox"
     (inbox / "mnist").mkdir(parents=True)
     np.savez(inbox / "mnist" / "batch.npz", x=noisy.test_x[:200].reshape(-1, 28, 28))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from clustering_dag.core.spaces import DATA, MODELS, SPACES, Space
 
@@ -76,17 +76,20 @@ def config_of(name: str, value):
     """The config a step's stored value was made under (None: a space without settings)."""
     if name in MODELS:
         return value.config
-    if name.startswith("clusters_"):
+    space = next((s for s in SPACES.values() if name in (s.representation, s.clustering)), None)
+    if space is None:
+        raise ValueError(f"{name} is no step of the chain; its steps: {[s.name for s in steps()]}")
+    if name == space.clustering:
         from clustering_dag.core.clustering import ClusterModel
 
         return ClusterModel.from_frame(value).config
-    space = next(s for s in SPACES.values() if s.representation == name)
     return space.config(**value.meta["config"]) if space.config else None
 
 
-def n_clusters(spaces: list[Space], values: dict) -> int:
-    """k: the number of clusters of the first clustered space of ``spaces``."""
-    return len(next(values[s.clustering] for s in spaces if s.clustering))
+def space_k(space: Space, values: dict) -> int:
+    """How many clusters ``space`` was asked for: its fitted clusters', or its classifier's
+    classes."""
+    return len(values[space.clustering]) if space.clustering else values[space.representation].dim
 
 
 def assign(space: Space, representation, clustering):
@@ -99,16 +102,15 @@ def assign(space: Space, representation, clustering):
     return ClusterModel.from_frame(clustering).predict(representation.test_x)
 
 
-def metric_rows(spaces: list[Space], values: dict, assignments, k: int,
-                silhouette_sample: int | None) -> list[dict]:
+def metric_rows(spaces: list[Space], values: dict, assignments, silhouette_sample: int | None) -> list[dict]:
     """A metric table's rows, one per space of ``spaces`` (``values``: the assets' values by name;
     ``assignments``: each space's test clusters, by space name)."""
     import numpy as np
 
     from clustering_dag.core.metrics import space_row
 
-    return [space_row(space.name, values[space.representation], np.asarray(assignments[space.name]), k,
-                      silhouette_sample) for space in spaces]
+    return [space_row(space.name, values[space.representation], np.asarray(assignments[space.name]),
+                      space_k(space, values), silhouette_sample) for space in spaces]
 
 
 def run_chain(data: dict, configs: dict, seed: int, silhouette_sample: int | None = None,
@@ -123,7 +125,8 @@ def run_chain(data: dict, configs: dict, seed: int, silhouette_sample: int | Non
     start, values = time.perf_counter(), dict(data)
     for step in steps():
         config = configs.get(step.name)
-        config = replace(config, seed=seed) if config is not None else None
+        if config is not None and "seed" in {f.name for f in fields(config)}:
+            config = replace(config, seed=seed)
         values[step.name] = step.run(values, config, device, say)
         if step.name == "trained_vae":
             trained = values[step.name]
@@ -131,8 +134,7 @@ def run_chain(data: dict, configs: dict, seed: int, silhouette_sample: int | Non
                 f"{trained.diagnostics['active_dims']} of {config.latent_dim} latent dimensions active")
     spaces = list(SPACES.values())
     assignments = {s.name: assign(s, values[s.representation], values.get(s.clustering)) for s in spaces}
-    frame = pd.DataFrame(metric_rows(spaces, values, assignments, n_clusters(spaces, values),
-                                     silhouette_sample))
+    frame = pd.DataFrame(metric_rows(spaces, values, assignments, silhouette_sample))
     frame.insert(0, "seed", seed)
     trained = values["trained_vae"]
     frame["vae_seconds"] = round(trained.seconds, 2)

@@ -218,11 +218,6 @@ def score(spaces: list[Space], values: dict, x: np.ndarray, labels: np.ndarray |
     return frame
 
 
-def n_clusters(spaces: list[Space], values: dict) -> int:
-    """k: the number of clusters of the first clustered space scored."""
-    return next(len(values[s.clustering]) for s in spaces if s.clustering)
-
-
 def _scored(scores: pd.DataFrame, what: str) -> list[str]:
     """The spaces whose rows carry ``<space>_<what>`` (distance, probability, cluster)."""
     return [c.removesuffix(f"_{what}") for c in scores.columns if c.endswith(f"_{what}")]

@@ -10,7 +10,7 @@ Adding a space is one :func:`add_space` call (or one entry below) and its ``make
     def pca(noisy_dataset, config=None):
         ...  # fit on noisy_dataset.train_x, return noisy_dataset.with_x(train, test)
 
-    add_space(Space("pca", "PCA of the noisy pixels", inputs=("noisy_dataset",), make=pca))
+    add_space(Space("pca", "PCA of the noisy pixels", inputs=("noisy_dataset",), make=pca, shared=True))
 
 Importing this costs nothing: TensorFlow, UMAP and scikit-learn load inside the functions. The
 Dagster layer reads the registry when the code location loads and hands each asset the spaces it
@@ -28,9 +28,8 @@ from clustering_dag.core.configs import ManifoldConfig
 # mixture (full covariance by default), or the space itself says it (a classifier's
 # probabilities: the most probable class is the cluster; no clusters asset).
 CLUSTERERS = ("kmeans", "mixture", "classifier")
-# The figures a space can be drawn in: the test images' t-SNE (the paper's Figures 3-4) and the
-# Voronoi diagram of its 2-D PCA (Figures 5-6).
-DRAWINGS = ("tsne", "voronoi")
+# The figures a space can be drawn in: the Voronoi diagram of its 2-D PCA (the paper's Figures 5-6).
+DRAWINGS = ("voronoi",)
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Space:
     ``values`` of ``project_inputs`` (``memo`` is shared by the spaces scoring one batch); None
     when the space cannot score new rows. ``shared``: made without a variant's autoencoder, so one
     asset serves every variant. ``paper``: a row of the paper's tables. ``drawn``: the figures that
-    show it (:data:`DRAWINGS`). ``kinds``: what the UI shows it runs on.
+    draw it (:data:`DRAWINGS`). ``kinds``: what the UI shows it runs on.
     """
 
     name: str
@@ -155,10 +154,10 @@ def project_refined(values: dict, x, memo: dict):
 __registries__ = ("SPACES", "MODELS")
 
 
-def functions() -> tuple:
-    """Every function of the registries: what the whole chain runs."""
-    return (*(m.fit for m in MODELS.values()),
-            *(f for s in SPACES.values() for f in (s.make, s.project) if f is not None))
+def chain_functions() -> tuple:
+    """What the whole chain runs: every model's ``fit`` and every space's ``make`` (not how new
+    rows are scored)."""
+    return (*(m.fit for m in MODELS.values()), *(s.make for s in SPACES.values()))
 
 
 # --- the models spaces are made with ------------------------------------------------------------
@@ -226,18 +225,24 @@ def add_space(space: Space) -> Space:
     if space.name in SPACES:
         raise ValueError(f"space {space.name!r} is registered already")
     _check_inputs(space, SPACES)
+    if _FROZEN:
+        raise RuntimeError(f"space {space.name!r} comes too late: the code location has made its "
+                           "assets from the registry already; add spaces before it loads (in the "
+                           "module that imports clustering_dag.definitions, before that import).")
     SPACES[space.name] = space
     return space
 
 
 def _check_inputs(space: Space, before: dict) -> None:
-    known = {*DATA, *MODELS, *(s.representation for s in before.values()),
-             *(s.clustering for s in before.values() if s.clustering)}
+    """Everything ``space`` reads is made before it; a shared space reads shared assets only."""
+    earlier = [s for s in before.values() if s.shared or not space.shared]
+    known = {*DATA, *(() if space.shared else MODELS), *(s.representation for s in earlier),
+             *(s.clustering for s in earlier if s.clustering)}
     unknown = [name for name in space.inputs if name not in known]
     unknown += [name for name in space.project_inputs if name not in known | {space.representation}]
     if unknown:
-        raise ValueError(f"space {space.name!r} reads {unknown}, which nothing makes before it; "
-                         f"known: {sorted(known)}")
+        raise ValueError(f"space {space.name!r} reads {unknown}, which nothing "
+                         f"{'shared ' if space.shared else ''}makes before it; known: {sorted(known)}")
 
 
 def _registry(*spaces: Space) -> dict[str, Space]:
@@ -250,12 +255,12 @@ def _registry(*spaces: Space) -> dict[str, Space]:
 
 SPACES: dict[str, Space] = _registry(
     Space("original", "the noisy pixels", ("noisy_dataset",), original, project=project_original,
-          shared=True, paper=True, drawn=("tsne", "voronoi")),
+          shared=True, paper=True, drawn=("voronoi",)),
     Space("reconstructed", "the autoencoder's reconstruction", _VAE, reconstructed,
           project=project_reconstructed, project_inputs=("trained_vae",), paper=True,
-          drawn=("tsne", "voronoi")),
+          drawn=("voronoi",)),
     Space("latent", "the autoencoder's latent code", _VAE, latent, project=project_latent,
-          project_inputs=("trained_vae",), paper=True, drawn=("tsne", "voronoi")),
+          project_inputs=("trained_vae",), paper=True, drawn=("voronoi",)),
     Space("manifold", "UMAP of latent, GMM",
           ("latent_representation",), manifold, clusters="mixture", config=ManifoldConfig,
           kinds=("umap",)),
@@ -263,6 +268,15 @@ SPACES: dict[str, Space] = _registry(
           ("refined_classifier", "noisy_dataset"), refined, clusters="classifier",
           project=project_refined, project_inputs=("refined_classifier",)),
 )
+
+
+_FROZEN = False
+
+
+def freeze() -> None:
+    """Refuse spaces from now on: the code location has made its assets from the registry."""
+    global _FROZEN
+    _FROZEN = True
 
 
 def space_names() -> tuple[str, ...]:

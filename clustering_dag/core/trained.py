@@ -20,9 +20,9 @@ CONFIGS = {"vae": VAEConfig, "classifier": RefineConfig}
 
 
 class TrainedModel:
-    """A trained model (a :class:`clustering_dag.core.model.VAE`) with its config and training
-    history. The model may be given, or built on first use by ``load_model``: reading a stored
-    model's config or history needs no TensorFlow."""
+    """A trained model (the autoencoder, a :class:`clustering_dag.core.model.VAE`, or the refined
+    classifier) with its config and training history. The model may be given, or built on first
+    use by ``load_model``: reading a stored model's config or history needs no TensorFlow."""
 
     def __init__(self, model, config: VAEConfig, history: list[dict] | None = None, seconds: float = 0.0,
                  load_model: Callable[[], Any] | None = None, diagnostics: dict | None = None):

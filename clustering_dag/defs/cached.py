@@ -105,7 +105,8 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
     ``parquet``, ``model`` or ``png`` (a figure asset returning ``{figure name: Figure}``, whose
     names ``figures`` lists). ``key_extra(context, **params)``: what else the value depends on (a
     source file's fingerprint). ``depends_on(context)``: the inputs the value is made from, when
-    not all of them (the default). ``runs``: resource methods the body calls, for its code version.
+    not all of them (the default). ``runs``: functions the body calls that its source does not name
+(a resource's methods, a registry's functions), for its code version.
     ``partitions_def``: by dataset unless given, its inputs read through ``partition_mapping``
     (a batch of a dataset reads the dataset's models). ``name``: the asset's name when not the
     function's (an asset made for each entry of a registry). ``reads``: inputs the function takes
@@ -114,6 +115,9 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
     """
     def wrap(fn: Callable):
         signature, asset_name = inspect.signature(fn), name or fn.__name__
+        if clash := set(reads) & set(signature.parameters):
+            raise TypeError(f"{asset_name}: {sorted(clash)} are read both as named parameters and as "
+                            "**inputs; name each once")
         parameters = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
         parameters += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
                        for n in dict.fromkeys(reads) if n not in signature.parameters]

@@ -1,4 +1,6 @@
-"""IO managers: array and table assets as parquet, the VAE as a Keras weights file, figures as PNG.
+"""IO managers, one per kind of file: array and table assets as parquet, trained models (the
+autoencoder, the refined classifier) as Keras weights files, figures as PNG, and the default
+``io_manager`` of plain ``@dg.asset`` functions (parquet or JSON).
 
 The first two are :class:`dagster.UPathIOManager` subclasses, so the base path may be a local
 folder or an object-store URL; each writes where :meth:`AssetStorage.path` says (the shared
@@ -122,7 +124,7 @@ class ParquetIOManager(_StoredIOManager):
 
 
 class KerasWeightsIOManager(_StoredIOManager):
-    """Stores a trained VAE as one Keras HDF5 weights file with its config and history attached.
+    """Stores a trained model as one Keras HDF5 weights file with its config and history attached.
     Nothing is pickled: weights are Keras' own format, config, history and cache key are
     attributes of the same file."""
 
@@ -172,8 +174,14 @@ class ValueIOManager(IOManager):
         self.storage = storage
 
     def handle_output(self, context: OutputContext, obj) -> None:
+        import pandas as pd
+        import pyarrow as pa
+
+        from clustering_dag.core.arrays import Splits
+
         partition = context.partition_key if context.has_partition_key else UNPARTITIONED
-        if type(obj).__name__ in ("DataFrame", "Table", "Splits", "LazySplits"):
+        tabular = isinstance(obj, pd.DataFrame | pa.Table | Splits)
+        if tabular:
             path = self.storage.path(context.asset_key, partition, "parquet")
             write_parquet(path, ParquetIOManager._to_table(obj), output_key(context))
         else:
@@ -187,6 +195,9 @@ class ValueIOManager(IOManager):
                     "with clustering_dag.defs.cached.cached_asset (docs/development.md).") from None
             path = self.storage.path(context.asset_key, partition, "json")
             write_bytes(path, text.encode())
+        other = self.storage.path(context.asset_key, partition, "json" if tabular else "parquet")
+        if other.exists():  # the asset returned the other kind before: that value is gone
+            other.unlink()
         context.add_output_metadata({"path": MetadataValue.path(str(path))})
 
     def load_input(self, context: InputContext):

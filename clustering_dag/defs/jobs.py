@@ -65,8 +65,9 @@ parallel_quick_run = define_asset_job(
 
 celery_run = define_asset_job(
     "celery_run", selection=AssetSelection.all(), executor_def=celery_executor,
-    description="The whole graph with every step a Celery task: `trained_vae` on the `vae` queue (GPU "
-                "workers), the rest on the default queue. Needs a broker and workers: README, "
+    description="The whole graph with every step a Celery task: the steps that train (`trained_vae`, "
+                "`refined_classifier`, `seed_spread`) on the `vae` queue (GPU workers), the rest on the "
+                "default queue. Needs a broker and workers: README, "
                 "'Scale-out'. Run config: clustering_dag/deploy/celery.yaml, plus a profile.",
 )
 

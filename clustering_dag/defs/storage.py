@@ -400,14 +400,6 @@ class AssetStorage(ConfigurableResource):
                 return file_key(path, kind)
         return None
 
-    def load_stored(self, asset_key: AssetKey, partition: str):
-        """The stored value of an asset that others read (arrays, tables, models), whichever kind
-        of file it is; the error of :meth:`not_stored` when there is none."""
-        for kind in ("parquet", "model"):
-            if (path := self.path(asset_key, partition, kind)).exists():
-                return self.read(path, kind)
-        raise self.not_stored(asset_key, partition, self.path(asset_key, partition, "parquet"))
-
     def holds(self, asset_key: AssetKey, partition: str, kind: str, key: str,
               figures: tuple[str, ...] = ()) -> bool:
         """Whether the stored value (every PNG of a figure asset) was made with ``key``."""

@@ -12,11 +12,13 @@ the versions of the assets that call it, directly or through other functions, an
 Helpers marked :func:`unversioned` (metadata for the UI, asset checks) are left out: they do not
 change the stored value and run on every materialization anyway. So are the registries a module
 names in ``__registries__`` (the spaces, the models): most code reads only their names, and the
-assets that run their functions name those (``runs``) for their code versions. Sources are compared as syntax
-trees without docstrings, so a comment, a docstring or a reformatting changes nothing; any edit to
-the code itself changes the version of exactly the assets that run it. The cache key of every
-value includes its asset's code version, so such an edit recomputes those assets and, through
-their new data versions, what lies below them.
+assets that run their functions name those (``runs``) for their code versions. A function outside
+the package (a user's own space) is followed through the names its code reads: its module's
+functions and the libraries it uses. Sources are compared as syntax trees without docstrings, so a
+comment, a docstring or a reformatting changes nothing; any edit to the code itself changes the
+version of exactly the assets that run it. The cache key of every value includes its asset's code
+version, so such an edit recomputes those assets and, through their new data versions, what lies
+below them.
 """
 
 from __future__ import annotations
@@ -267,6 +269,8 @@ class SourceVersions:
         if ident in found:
             return
         module = self._module(fn.__module__)
+        if module is None:  # a user's function (a space of their own): followed through its globals
+            self._outside(fn, found)
         try:
             source = inspect.getsource(fn)
         except (OSError, TypeError):  # no source file (defined at a prompt): its bytecode stands in
@@ -288,6 +292,27 @@ class SourceVersions:
             except ValueError:  # a cell not assigned yet
                 pass
         self._follow(node, module, found, closure)
+
+    def _outside(self, fn: Callable, found: dict) -> None:
+        """What a function outside the package uses, by the names its code (nested code included)
+        reads: the functions of its own module and of the package (followed in turn), and the
+        libraries, imported at its module's top or inside it."""
+        names, codes = set(), [fn.__code__]
+        while codes:
+            code = codes.pop()
+            names |= set(code.co_names)
+            codes += [c for c in code.co_consts if inspect.iscode(c)]
+        for name in sorted(names):
+            value = fn.__globals__.get(name)
+            origin = (value.__name__ if inspect.ismodule(value)
+                      else getattr(value, "__module__", None) or name)
+            top = str(origin).split(".")[0]
+            if top in LIBRARIES:
+                found[f"lib:{LIBRARIES[top]}"] = _library_version(top)
+            elif inspect.isfunction(value) and (value.__module__ == fn.__module__
+                                                or value.__module__.startswith(PACKAGE)):
+                if not getattr(value, "__unversioned__", False):
+                    self._function(value, found)
 
     def _follow(self, node: ast.AST, module: _Module | None, found: dict,
                 closure: Mapping | None = None) -> None:
@@ -387,6 +412,6 @@ _on_disk = SourceVersions()
 
 def source_version(fn: Callable, runs: tuple[Callable, ...] = ()) -> str:
     """The code version of an asset whose computation is ``fn`` (see the module docstring).
-    ``runs``: resource methods the asset calls to make its value (a method called on a resource
-    parameter cannot be told from its name alone)."""
+    ``runs``: functions the asset calls to make its value that its source does not name (a
+    resource's methods, a registry's functions)."""
     return _on_disk.version(fn, tuple(runs))

@@ -71,8 +71,13 @@ CLUSTERED = [space for space in SPACES.values() if space.clustering]
 clusters_assets = [a for space in CLUSTERED for a in flat(clusters_asset(space))]
 
 
+def space_assets(spaces: list[Space]) -> tuple[str, ...]:
+    """The assets holding ``spaces``' rows and clusters."""
+    return tuple(n for s in spaces for n in (s.representation, s.clustering) if n)
+
+
 def assignments_asset(spaces: list[Space]):
-    reads = tuple(dict.fromkeys(n for s in spaces for n in (s.representation, s.clustering) if n))
+    reads = space_assets(spaces)
     shared = {s.name for s in spaces if s.shared}
 
     @cached_asset(per_variant=True, group="clustering", reads=reads)
@@ -82,7 +87,7 @@ def assignments_asset(spaces: list[Space]):
         import numpy as np
         import pandas as pd
 
-        from clustering_dag.core.chain import assign, n_clusters
+        from clustering_dag.core.chain import assign, space_k
 
         first = inputs[spaces[0].representation]
         frame = pd.DataFrame({"row": np.arange(len(first.test_x))})
@@ -90,10 +95,11 @@ def assignments_asset(spaces: list[Space]):
             frame["label"] = first.test_y
         for space in spaces:
             frame[space.name] = assign(space, inputs[space.representation], inputs.get(space.clustering))
-        k = n_clusters(spaces, inputs)
-        sizes = {s.name: np.bincount(frame[s.name], minlength=k).tolist() for s in spaces}
+        ks = {s.name: space_k(s, inputs) for s in spaces}
+        sizes = {s.name: np.bincount(frame[s.name], minlength=ks[s.name]).tolist() for s in spaces}
         used = {s: sum(1 for n in counts if n) for s, counts in sizes.items()}
         for space, n in used.items():
+            k = ks[space]
             if n < k:
                 hint = (f"; see {variant_of(context)}/trained_vae's check latent_code_used and its "
                         "active_latent_dims" if space not in shared else "")
@@ -106,7 +112,7 @@ def assignments_asset(spaces: list[Space]):
 
 
 def metrics_asset(spaces: list[Space]):
-    reads = tuple(dict.fromkeys(n for s in spaces for n in (s.representation, s.clustering) if n))
+    reads = space_assets(spaces)
 
     @cached_asset(per_variant=True, group="clustering", reads=reads)
     def clustering_metrics(context: AssetExecutionContext, config: MetricsConfig, cluster_assignments,
@@ -116,10 +122,9 @@ def metrics_asset(spaces: list[Space]):
         space (refined) is measured on its cluster probabilities."""
         import pandas as pd
 
-        from clustering_dag.core.chain import metric_rows, n_clusters
+        from clustering_dag.core.chain import metric_rows
 
-        rows = metric_rows(spaces, inputs, cluster_assignments, n_clusters(spaces, inputs),
-                           config.silhouette_sample)
+        rows = metric_rows(spaces, inputs, cluster_assignments, config.silhouette_sample)
         for row in rows:
             context.log.info(f"{row['representation']}: {row}")
         frame = pd.DataFrame(rows)
@@ -158,7 +163,8 @@ def metric_checks(frame, k: int):
         f"the {rep} space puts the test rows into {n} of {k} clusters"
         + (" (its VAE's code may have collapsed: see trained_vae's latent_code_used check and "
            "active_latent_dims; try `likelihood: gaussian` for tables, `kl_warmup`, `free_bits`)"
-           if rep != "original" else " (the input itself has fewer distinct groups: lower `n_clusters`)")
+           if rep in SPACES and not SPACES[rep].shared
+           else " (the input itself has fewer distinct groups: lower `n_clusters`)")
         for rep, n in short.items())
     yield AssetCheckResult(check_name="metrics_finite", passed=not bad,
                            description=f"not finite: {', '.join(bad)}; {why}" if bad else None,

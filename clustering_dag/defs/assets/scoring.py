@@ -13,8 +13,7 @@ from clustering_dag.defs.versioning import unversioned
 # assets for its dataset (the variant's, where the asset is per variant): its layout, what each
 # space projects new rows with and its clusters, the test split's scores.
 SCORED_SPACES = scorable_spaces()
-MODELS = scored_with(SCORED_SPACES)
-SCORED_WITH = tuple(dict.fromkeys(("raw_dataset", *MODELS, "test_scores")))
+SCORED_WITH = tuple(dict.fromkeys(("raw_dataset", *scored_with(SCORED_SPACES), "test_scores")))
 
 
 def test_scores_asset(spaces):

@@ -28,10 +28,10 @@ class SeedsConfig(Config):
 
 def spread_asset(chain: tuple[str, ...]):
     """``seed_spread``, reading every value of the run's chain (``chain``: the step names)."""
-    from clustering_dag.core.spaces import functions
+    from clustering_dag.core.spaces import chain_functions
 
     @cached_asset(per_variant=True, group="clustering", kinds={"tensorflow"},
-                  runs=(Accelerator.select, *functions()), reads=chain, pool="vae_training",
+                  runs=(Accelerator.select, *chain_functions()), reads=chain, pool="vae_training",
                   op_tags={QUEUE_TAG: VAE_QUEUE})  # it trains autoencoders: the GPU workers
     def seed_spread(context: AssetExecutionContext, config: SeedsConfig, accelerator: Accelerator,
                     clustering_metrics, **values):

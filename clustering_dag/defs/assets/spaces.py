@@ -17,11 +17,19 @@ from clustering_dag.defs.versioning import unversioned
 def describe(space: Space, made, seconds: float) -> dict:
     """What the UI shows of a space's rows: their width and rows, and what its maker recorded
     (UMAP's fitted rows, an autoencoder's code)."""
+    import numpy as np
+    from dagster import MetadataValue
+
     meta = {"dim": made.dim, "train_rows": len(made.train_x), "test_rows": len(made.test_x),
-            "seconds": round(seconds, 2)}
-    for name in ("fit_rows", "of_train_rows", "code"):
+            "test_std": float(made.test_x.std()), "seconds": round(seconds, 2)}
+    for name in ("fit_rows", "of_train_rows", "chosen_seed"):
         if name in made.meta:
             meta[name] = made.meta[name]
+    if "restart_agreement" in made.meta:
+        meta["restart_agreement"] = MetadataValue.json(made.meta["restart_agreement"])
+    if space.clusters == "classifier":  # its rows are class probabilities
+        meta["test_mean_confidence"] = float(made.test_x.max(1).mean())
+        meta["test_clusters_used"] = int(len(np.unique(made.test_x.argmax(1))))
     return meta
 
 
