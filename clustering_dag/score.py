@@ -29,14 +29,15 @@ def stored(storage, dataset: str, variant: str) -> dict:
     from clustering_dag.defs.cached import IO_MANAGERS
 
     kind_of = {manager: kind for kind, manager in IO_MANAGERS.items()}
+    declared = {key.path[-1]: (key, kind_of[definition.get_io_manager_key_for_asset_key(key)])
+                for definition in defs.assets for key in definition.keys  # as the location declares them
+                if key.path[-1] in SCORED_WITH and key.path[0] in (variant, key.path[-1])}
     values = {}
-    for definition in defs.assets:  # each asset as the code location declares it
-        for key in definition.keys:
-            if key.path[-1] in SCORED_WITH and key.path[0] in (variant, key.path[-1]):
-                kind = kind_of[definition.get_io_manager_key_for_asset_key(key)]
-                if not (path := storage.path(key, dataset, kind)).exists():
-                    raise storage.not_stored(key, dataset, path)
-                values[key.path[-1]] = storage.load(key, dataset, kind)
+    for name in SCORED_WITH:  # the dataset's own data first: the first thing missing is named
+        key, kind = declared[name]
+        if not (path := storage.path(key, dataset, kind)).exists():
+            raise storage.not_stored(key, dataset, path)
+        values[name] = storage.load(key, dataset, kind)
     return values
 
 
