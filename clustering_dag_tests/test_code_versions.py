@@ -212,3 +212,32 @@ def test_a_users_function_outside_the_package_counts_its_helpers_and_libraries(t
     assert "fn:user_space:_unrelated" not in base
     assert load("b", "3") != base  # the helper it calls changed
     assert load("c", "2", unrelated="2") == base  # a function it does not call changed
+
+
+@pytest.mark.parametrize("library", ["numba", "pynndescent", "umap-learn", "scikit-learn", "tensorflow"])
+def test_a_library_upgrade_rekeys_the_assets_that_compute_with_it_and_only_those(monkeypatch, library):
+    """An upgrade of a library on the numeric path (UMAP's numba and pynndescent too, which the
+    project never imports itself) changes the code version of the assets that use it, no other."""
+    from importlib import metadata
+
+    from clustering_dag.defs import versioning
+
+    derive = SourceVersions()
+
+    def runs(key) -> set[str]:
+        fn = inspect.unwrap(GRAPH.get(key).assets_def.op.compute_fn.decorated_fn)
+        return {c for f in (fn, *fn.__runs__) for c in derive.components(f)}
+
+    users = {k.to_user_string() for k in GRAPH.materializable_asset_keys if f"lib:{library}" in runs(k)}
+    assert users, library
+    before = versions()
+    real = metadata.version
+    versioning._library_version.cache_clear()
+    monkeypatch.setattr(metadata, "version", lambda d: "999.0" if d == library else real(d))
+    try:
+        after = versions()
+    finally:
+        versioning._library_version.cache_clear()
+    assert {k for k in before if before[k] != after[k]} == users
+    if library in ("numba", "pynndescent"):  # UMAP's: the manifold stage and the chain that reruns it
+        assert users == {f"{v}/{a}" for v in VARIANTS for a in ("manifold_representation", "seed_spread")}

@@ -43,6 +43,8 @@ LIBRARIES = {
     "sklearn": "scikit-learn", "matplotlib": "matplotlib", "tensorflow": "tensorflow",
     "tensorflow_probability": "tensorflow-probability", "tf_keras": "tf-keras", "umap": "umap-learn",
 }
+# What a library computes with, unseen in the project's own imports: its version counts too.
+STANDS_ON = {"umap-learn": ("numba", "llvmlite", "pynndescent")}
 
 
 # Methods of the built-in types, which the Dagster layer calls on its own values.
@@ -308,7 +310,7 @@ class SourceVersions:
                       else getattr(value, "__module__", None) or name)
             top = str(origin).split(".")[0]
             if top in LIBRARIES:
-                found[f"lib:{LIBRARIES[top]}"] = _library_version(top)
+                _library(top, found)
             elif inspect.isfunction(value) and (value.__module__ == fn.__module__
                                                 or value.__module__.startswith(PACKAGE)):
                 if not getattr(value, "__unversioned__", False):
@@ -347,7 +349,7 @@ class SourceVersions:
             source, attribute = f"{source}.{attribute}", None  # `from package import module`
         top = source.split(".")[0]
         if top in LIBRARIES:
-            found[f"lib:{LIBRARIES[top]}"] = _library_version(top)
+            _library(top, found)
         if not (source.startswith(PACKAGE) and module_file(source)):
             return
         module = self._module(source)
@@ -399,10 +401,17 @@ class SourceVersions:
                 self._follow(part, module, found)
 
 
+def _library(import_name: str, found: dict) -> None:
+    """The installed versions of the library imported as ``import_name`` and of what it stands on."""
+    distribution = LIBRARIES[import_name]
+    for name in (distribution, *STANDS_ON.get(distribution, ())):
+        found[f"lib:{name}"] = _library_version(name)
+
+
 @cache
-def _library_version(import_name: str) -> str:
+def _library_version(distribution: str) -> str:
     try:
-        return metadata.version(LIBRARIES[import_name])
+        return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "absent"
 
