@@ -201,7 +201,7 @@ metric_table_checks = [c for name, (blocking, about) in METRIC_CHECKS.items()
 
 @cached_asset(per_variant=True, group="clustering")
 def paper_comparison(context: AssetExecutionContext, seed_spread, trained_vae, original_representation,
-                     clusters_original):
+                     clusters_latent):
     """Our internal metrics (mean and sd over the seeds of seed_spread) beside the paper's, with the
     run's settings (profile, rows, epochs); at the paper's settings, relative differences and
     whether its ranking (latent best on all three) holds; otherwise marked not comparable. The
@@ -214,7 +214,7 @@ def paper_comparison(context: AssetExecutionContext, seed_spread, trained_vae, o
     rows = [int(first["train_rows"]), int(first["test_rows"])]
     settings = {"train_rows": rows[0], "test_rows": rows[1], "all_rows": source_rows in (None, rows),
                 "epochs": vae.epochs, "batch_size": vae.batch_size, "hidden": list(vae.hidden),
-                "latent_dim": vae.latent_dim, "n_clusters": len(clusters_original),
+                "latent_dim": vae.latent_dim, "n_clusters": len(clusters_latent),
                 "sigma": original_representation.meta.get("noise", {}).get("sigma"),
                 "n_seeds": int(seed_spread["seed"].nunique())}
     settings["profile"] = matching_profile(settings, variant_of(context))
