@@ -1,23 +1,30 @@
 """Print the reproduced tables (markdown) from the asset cache, each with the settings it comes
-from and its seeds (mean ± sd when there are several), beside the paper's numbers where the run
-used the paper's settings.
+from, the run that made it and its seeds (mean ± sd when there are several), beside the paper's
+numbers where the run used the paper's settings.
 
-    CLUSTERING_DAG_CACHE_DIR=data .venv/bin/python -m clustering_dag.report
+    .venv/bin/python -m clustering_dag.report                  # the current tables (the latest run's)
+    .venv/bin/python -m clustering_dag.report --profile full   # those of the latest run at a profile
+
+A profile's tables are found among the values the cache keeps (every value is kept by its cache
+key), so a quick run does not hide the paper's.
 """
 
-import sys
+import argparse
 
+from dagster import AssetKey
 from upath import UPath
 
 from clustering_dag.core.paper import PAPER_TABLE, describe_settings
 from clustering_dag.core.seeds import mean_sd, spread
 from clustering_dag.core.spaces import SPACES
 from clustering_dag.core.variants import VARIANTS
+from clustering_dag.defs.keep import entry_versions, read_record
 from clustering_dag.defs.partitions import DATASET_KEYS
-from clustering_dag.defs.storage import read_parquet
+from clustering_dag.defs.storage import EXTENSIONS, AssetStorage, file_key, read_parquet
 from clustering_dag.settings import cache_root
 
 SETTINGS = ("profile", "train_rows", "test_rows", "epochs")
+
 
 def shown_name(space: str) -> str:
     """A space's row name: the paper's own by name, the others with what they are."""
@@ -25,24 +32,48 @@ def shown_name(space: str) -> str:
     return space if entry is None or entry.paper else f"{space} ({entry.about})"
 
 
-def report(root: UPath) -> str:
-    lines = []
+def tables(storage: AssetStorage, dataset: str, variant: str, profile: str | None = None):
+    """(paper_comparison, seed_spread, record of the comparison) of ``dataset`` and ``variant``:
+    the current ones, or those of the newest kept comparison made at ``profile``; None if none."""
+    comparison_key, spread_key = AssetKey([variant, "paper_comparison"]), AssetKey([variant, "seed_spread"])
+    current = storage.path(comparison_key, dataset, "parquet")
+    if profile is None:
+        spread_path = storage.path(spread_key, dataset, "parquet")
+        if not current.exists() or not spread_path.exists():
+            return None
+        key = file_key(current, "parquet")
+        record = read_record(storage.version(comparison_key, dataset, "parquet", key)) if key else {}
+        return read_parquet(current), read_parquet(spread_path), record
+    for kept in entry_versions(current, "parquet", EXTENSIONS["parquet"], str(current)):
+        comparison = read_parquet(kept.path)
+        made_from = kept.record.get("made_from", {})
+        if comparison["profile"].iloc[0] != profile or not made_from.get("seed_spread"):
+            continue
+        spread_path = storage.version(spread_key, dataset, "parquet", made_from["seed_spread"])
+        if spread_path.exists():
+            return comparison, read_parquet(spread_path), kept.record
+    return None
+
+
+def report(root: UPath, profile: str | None = None) -> str:
+    storage, lines = AssetStorage(base_path=str(root)), []
     for dataset in DATASET_KEYS:
         for variant in VARIANTS:
-            path = root / variant / "seed_spread" / f"{dataset}.parquet"
-            comparison_path = root / variant / "paper_comparison" / f"{dataset}.parquet"
-            if not path.exists() or not comparison_path.exists():
+            found = tables(storage, dataset, variant, profile)
+            if found is None:
                 continue
-            table = spread(read_parquet(path)).set_index("representation")
-            comparison = read_parquet(comparison_path)
+            comparison, runs, record = found
+            table = spread(runs).set_index("representation")
             settings = comparison.iloc[0][list(SETTINGS)].to_dict()
             comparable = bool(comparison["comparable"].all()) if "paper" in comparison else None
             shown = PAPER_TABLE.get(dataset) if comparable else None
             paper_note = "" if shown is None else " (paper)"
             n_seeds = int(table["n_seeds"].max())
             seeds = f"; mean ± sd over {n_seeds} seeds" if n_seeds > 1 else "; one seed"
+            made = (f"; made by run {record['run_id'][:8]} on {record['made_at'][:10]}"
+                    if record.get("run_id") and record.get("made_at") else "")
             lines += [f"\n**{dataset}, variant `{variant}`** (noisy test set) — "
-                      f"{describe_settings(settings, comparable)}{seeds}\n",
+                      f"{describe_settings(settings, comparable)}{seeds}{made}\n",
                       f"| representation | dim | DBI ↓{paper_note} | SS ↑{paper_note} | CHS ↑{paper_note} "
                       "| accuracy | NMI | ARI |",
                       "|---|---|---|---|---|---|---|---|"]
@@ -61,6 +92,17 @@ def report(root: UPath) -> str:
     return "\n".join(lines)
 
 
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cache", nargs="?", default=None,
+                        help="the cache's folder or URL (default: the project's)")
+    parser.add_argument("--profile", help="the tables of the latest run at this profile (full, quick, "
+                                          "seeds, ...), not the current ones")
+    args = parser.parse_args(argv)
+    text = report(UPath(args.cache or cache_root()), args.profile)
+    print(text or (f"no tables{f' made at profile {args.profile}' if args.profile else ''} in the cache: "
+                   "materialize `*paper_comparison` first"))
+
+
 if __name__ == "__main__":
-    root = UPath(sys.argv[1] if len(sys.argv) > 1 else cache_root())
-    print(report(root))
+    main()

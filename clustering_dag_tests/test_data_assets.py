@@ -66,6 +66,9 @@ def test_asset_storage_run_config_moves_every_io_manager(env_data_dir, cache_dir
         run_config={"ops": {"raw_dataset": {"config": {"train_rows": 100, "test_rows": 50}}},
                     "resources": {"asset_storage": {"config": {"base_path": str(elsewhere)}}}})
     assert result.success
-    assert sorted(p.relative_to(elsewhere).as_posix() for p in elsewhere.rglob("*.parquet")) == [
+    stored = sorted(p.relative_to(elsewhere).as_posix() for p in elsewhere.rglob("*.parquet"))
+    assert [p for p in stored if ".versions" not in p] == [
         "noisy_dataset/mnist.parquet", "raw_dataset/mnist.parquet"]
+    assert [p.rsplit("/", 1)[0] for p in stored if ".versions" in p] == [  # each kept by its key
+        "noisy_dataset/.versions/mnist", "raw_dataset/.versions/mnist"]
     assert not cache_dir.exists()

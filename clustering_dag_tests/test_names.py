@@ -133,8 +133,11 @@ def test_a_registered_dataset_s_name_is_a_plain_name(tmp_path, name):
 # one function that makes a path from a name: a new one must be looked at and added here.
 PLACES = {
     "clustering_dag/batches.py": {"batch_path", "scan_inbox", "inbox_sensor"},
-    "clustering_dag/defs/storage.py": {"AssetStorage.root", "AssetStorage.path"},
-    "clustering_dag/report.py": {"<module>"},  # the cache folder named on its command line
+    # A value's current file and its kept versions (a cache key is a plain name too).
+    "clustering_dag/defs/storage.py": {"AssetStorage.root", "AssetStorage.path", "AssetStorage.version"},
+    "clustering_dag/defs/keep.py": {"entries"},  # the current file of a folder of kept versions found
+    "clustering_dag/report.py": {"main"},  # the cache folder named on its command line
+    "clustering_dag/cache.py": {"main"},  # the same
 }
 ROOTS = {"inbox_root", "cache_root", "joinpath", "path_in", "confined"}
 

@@ -5,9 +5,11 @@ The reuse rule, in this one place. A value's *cache key* is a hash of its asset'
 (derived from the source it runs, :mod:`clustering_dag.defs.versioning`), its partition, its config
 and the cache keys of its inputs (what their stored files say made them); the key is the
 materialization's Dagster data version, so the UI and the automation see exactly what the cache
-sees. When the asset's stored value holds that key, the body does not run: the stored value is
-the output (the IO manager does not rewrite it) and the metadata of the materialization that made
-it is shown again. Otherwise the body runs, and its value is stored with the key beside it.
+sees. When the asset's current value holds that key, or a value of that key is kept
+(:mod:`clustering_dag.defs.keep`: every value is kept by its key), the body does not run: that
+value becomes the current one and the output (the IO manager does not rewrite it), and the metadata
+of the materialization that made it is shown again. Otherwise (or when the run sets
+``asset_storage.force``) the body runs, and its value is stored with the key beside it.
 
 An asset body only computes: it returns its value, or ``Output(value, metadata=...)``. Its
 parameters are ``context``, ``config``, its inputs (named as the assets they are) and resources.
@@ -29,6 +31,7 @@ from dagster import (
     BetaWarning,
     ConfigurableResource,
     DataVersion,
+    MetadataValue,
     Output,
     PreviewWarning,
     asset,
@@ -141,13 +144,15 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
                                                context.asset_partition_key_for_input(n)) for n in used]
                 extra = key_extra(context, **params) if key_extra else None
                 key = cache_key(context, params.get("config"), upstream, extra)
+                made_from = dict(zip(used, upstream))
                 stored = _stored(context, storage, key, kind, figures)
                 if stored is not None:
-                    return _output(stored, key, {**_previous_metadata(context, key), "reused": True})
+                    return _output(stored, key, made_from,
+                                   {**_previous_metadata(context, key), "reused": True})
                 result = fn(context, **params)
                 if not isinstance(result, Output):
                     result = Output(result)
-                return _output(result.value, key, {**result.metadata, "reused": False})
+                return _output(result.value, key, made_from, {**result.metadata, "reused": False})
 
             compute.__signature__ = signature.replace(parameters=sorted(parameters, key=lambda p: p.kind))
             return asset(
@@ -202,18 +207,26 @@ def _is_resource(annotation) -> bool:
 
 def _stored(context: AssetExecutionContext, storage: AssetStorage, key: str | None, kind: str,
             figures: tuple[str, ...]):
-    """The stored value of this asset if it was made with ``key``, else None."""
-    partition = context.partition_key
-    if key is None or not storage.holds(context.asset_key, partition, kind, key, figures):
+    """The value of ``key``, made current again if it was kept, or None: never made, unreadable,
+    or the run forces a recompute (``asset_storage.force``)."""
+    partition, name = context.partition_key, context.asset_key.to_user_string()
+    if key is not None and storage.force:
+        context.log.info(f"{name}: recomputing (asset_storage.force is set)")
+        return None
+    if key is None or not storage.reuse(context.asset_key, partition, kind, key, figures):
         return None
     try:
         value = storage.load(context.asset_key, partition, kind, figures, expect_key=key)
     except DataError as exc:
         context.log.warning(f"the cached value could not be read ({exc}); recomputing")
         return None
-    context.log.info(f"{context.asset_key.to_user_string()}: code, config and inputs unchanged; "
-                     f"reusing {storage.path(context.asset_key, partition, kind, *figures[:1])}")
+    context.log.info(f"{name}: code, config and inputs seen before; reusing the value of cache key "
+                     f"{key} ({storage.version(context.asset_key, partition, kind, key, *figures[:1])})")
     return value
+
+
+# How far back a reused value's materialization is looked for (the runs of this partition).
+PREVIOUS_RUNS = 200
 
 
 def _previous_metadata(context: AssetExecutionContext, key: str) -> dict:
@@ -221,16 +234,20 @@ def _previous_metadata(context: AssetExecutionContext, key: str) -> dict:
     recorded it: a re-run that reuses a value shows what the run that made it showed."""
     records = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]),
-        limit=1).records
-    if records and records[0].asset_materialization.tags.get("dagster/data_version") == key:
-        return dict(records[0].asset_materialization.metadata)
+        limit=PREVIOUS_RUNS).records
+    for record in records:
+        made = record.asset_materialization
+        if made.tags.get("dagster/data_version") == key:
+            return dict(made.metadata)
     return {}
 
 
-def _output(value, key: str | None, metadata: dict) -> Output:
-    """The step's output with its cache key as Dagster's data version: a re-run that reused the
-    cache reports the same version, so nothing below it becomes unsynced."""
+def _output(value, key: str | None, made_from: dict, metadata: dict) -> Output:
+    """The step's output with its cache key as Dagster's data version (a re-run that reused the
+    cache reports the same version, so nothing below it becomes unsynced) and the cache key of
+    each input it was made from (``made_from``, kept in the value's record too)."""
     with warnings.catch_warnings():  # `Output(data_version=...)` is Dagster's way; marked beta
         warnings.simplefilter("ignore", BetaWarning)
         return Output(value, data_version=DataVersion(key) if key else None,
-                      metadata={**metadata, "cache_key": key or ""})
+                      metadata={**metadata, "cache_key": key or "",
+                                "made_from": MetadataValue.json(made_from)})

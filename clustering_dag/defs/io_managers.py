@@ -7,7 +7,8 @@ folder or an object-store URL; each writes where :meth:`AssetStorage.path` says 
 storage resource, not a copy of it). Every write goes to a temporary file that is renamed into
 place, so a crash never leaves a half-written file where a later run would trust it. The cache
 key comes with the output (its ``cache_key`` metadata, set by :mod:`clustering_dag.defs.cached`)
-and is written into the file; a file that already holds that key is not written again.
+and is written into the file; a file that already holds that key is not written again (unless the
+run forces it). A value written is then kept by its key (:meth:`AssetStorage.keep`).
 """
 
 import json
@@ -43,6 +44,18 @@ def output_key(context: OutputContext) -> str | None:
     return (getattr(value, "value", value) or None) if value is not None else None
 
 
+def made_record(context: OutputContext) -> dict:
+    """What a kept value's record says made it: the run and the cache key of each input."""
+    made_from = context.output_metadata.get("made_from")
+    return {"run_id": context.run_id, "made_from": getattr(made_from, "value", made_from) or {}}
+
+
+def rewrite(storage: AssetStorage, path: "UPath", kind: str, key: str | None) -> bool:
+    """Whether a step's output must be written: it has no cache key, the file holds another value,
+    or the run forces a recompute."""
+    return not key or storage.force or file_key(path, kind) != key
+
+
 class _StoredIOManager(UPathIOManager):
     kind = ""
     extension = ""  # the storage's path has it
@@ -56,10 +69,12 @@ class _StoredIOManager(UPathIOManager):
 
     def dump_to_path(self, context: OutputContext, obj, path: "UPath") -> None:
         key = output_key(context)
-        if key and file_key(path, self.kind) == key:
+        if not rewrite(self.storage, path, self.kind, key):
             context.log.debug(f"{path} already holds this value (same cache key); not rewritten")
-        else:
-            self.write(obj, path, key)
+            return
+        self.write(obj, path, key)
+        if key:
+            self.storage.keep(context.asset_key, context.partition_key, self.kind, key, made_record(context))
 
     def load_from_path(self, context: InputContext, path: "UPath"):
         if not path.exists():
@@ -147,16 +162,19 @@ class FigureIOManager(IOManager):
     def handle_output(self, context: OutputContext, obj: dict) -> None:
         from clustering_dag.core.figures import to_png
 
-        key = output_key(context)
-        metadata = {}
+        key, partition = output_key(context), context.partition_key
+        metadata, written = {}, []
         for i, (name, figure) in enumerate(obj.items()):
-            path = self.storage.path(context.asset_key, context.partition_key, "png", name)
+            path = self.storage.path(context.asset_key, partition, "png", name)
             png = figure if isinstance(figure, bytes) else to_png(figure, {KEY_FIELD: key} if key else None)
-            if not (key and file_key(path, "png") == key):
+            if rewrite(self.storage, path, "png", key):
                 write_bytes(path, png)
+                written.append(name)
             prefix = "" if i == 0 else f"{name}_"
             metadata.update({f"{prefix}path": MetadataValue.path(str(path)),
                              f"{prefix}figure": png_markdown(png, name)})
+        if key and written:
+            self.storage.keep(context.asset_key, partition, "png", key, made_record(context), tuple(written))
         context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext):

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from upath import UPath
 
 KEY_FIELD = KEY_ATTRIBUTE  # one name for the key in every kind of file
+# Values kept per asset partition unless `asset_storage.keep_versions` says otherwise.
+KEEP_VERSIONS = 5
 EXTENSIONS = {"parquet": ".parquet", "model": ".weights.h5", "png": ".png", "json": ".json"}
 # A JSON value (what a plain asset returns) is read whole: larger files are refused.
 MAX_JSON_BYTES = 64 << 20
@@ -356,9 +358,20 @@ class AssetStorage(ConfigurableResource):
     """The asset cache. ``base_path`` is a folder or any fsspec URL (``s3://bucket/prefix``); empty
     means ``$CLUSTERING_DAG_CACHE_DIR`` or the project's ``data/``. Layout (:meth:`path`):
     ``<base>/<asset key path>/<partition>.parquet`` (arrays, tables), ``….weights.h5`` (models),
-    ``<base>/figures/<variant>/<figure>/<partition>.png`` (figures)."""
+    ``<base>/figures/<variant>/<figure>/<partition>.png`` (figures): the current values; every
+    value kept beside them by cache key (:mod:`clustering_dag.defs.keep`)."""
 
     base_path: str = Field(default="", description="Folder or URL of the asset cache (default: data/).")
+    keep_versions: int = Field(
+        default=KEEP_VERSIONS, ge=1,
+        description="Values kept per asset and partition, by cache key (the current one, then the most "
+                    "recently made or used): a run under a config, profile or code seen before reuses "
+                    "them. Older ones are removed when a new value is written (docs/design.md#the-cache).")
+    force: bool = Field(
+        default=False,
+        description="Recompute every asset the run selects, even when a value of its cache key is "
+                    "kept; the new value replaces the kept one when its step succeeds "
+                    "(`-c clustering_dag/profiles/force.yaml`).")
 
     def root(self) -> UPath:
         from upath import UPath
@@ -381,6 +394,54 @@ class AssetStorage(ConfigurableResource):
         if is_local(root):
             confined(root.path, path.path, f"{asset_key.to_user_string()} partition {partition}")
         return path
+
+    def version(self, asset_key: AssetKey, partition: str, kind: str, key: str,
+                figure: str | None = None) -> UPath:
+        """Where the value of cache key ``key`` is kept (:func:`clustering_dag.defs.keep.version_path`)."""
+        from clustering_dag.defs.keep import version_path
+
+        current = self.path(asset_key, partition, kind, figure)
+        path = version_path(current, EXTENSIONS[kind], check_name(key, "cache key", current.parent))
+        if is_local(current):
+            confined(self.root().path, path.path, f"{asset_key.to_user_string()} partition {partition}")
+        return path
+
+    def _pairs(self, asset_key: AssetKey, partition: str, kind: str, key: str, figures: tuple[str, ...]):
+        """(current file, kept version) of each file of the value (one PNG per figure)."""
+        return [(self.path(asset_key, partition, kind, f), self.version(asset_key, partition, kind, key, f))
+                for f in figures or (None,)]
+
+    def reuse(self, asset_key: AssetKey, partition: str, kind: str, key: str,
+              figures: tuple[str, ...] = ()) -> bool:
+        """Whether the value of ``key`` is current now, without computing it: it already was (and
+        is kept as a version, for a cache made before versions were), or a kept version of it was
+        made current again."""
+        from clustering_dag.defs.keep import keep, publish, touch
+
+        pairs = self._pairs(asset_key, partition, kind, key, figures)
+        if self.holds(asset_key, partition, kind, key, figures):
+            for current, version in pairs:
+                if version.exists():
+                    touch(version)
+                else:
+                    keep(current, version, None)
+            return True
+        if not all(version.exists() and file_key(version, kind) == key for _, version in pairs):
+            return False
+        return all(publish(version, current) for current, version in pairs)
+
+    def keep(self, asset_key: AssetKey, partition: str, kind: str, key: str, record: dict,
+             figures: tuple[str, ...] = ()) -> None:
+        """Keep the value just written (it is current) as the version of ``key``, then remove the
+        versions beyond ``keep_versions`` of this asset partition: the least recently made or used
+        (no grace here: a run that was about to reuse one recomputes it; no current file is ever
+        removed)."""
+        from clustering_dag.defs.keep import entry_versions, keep, prune
+
+        for current, version in self._pairs(asset_key, partition, kind, key, figures):
+            keep(current, version, {"asset": asset_key.to_user_string(), "partition": partition, **record})
+            kept = entry_versions(current, kind, EXTENSIONS[kind], str(current))
+            prune(kept, self.keep_versions, lambda c=current: file_key(c, kind), grace=0)
 
     @staticmethod
     def not_stored(asset_key: AssetKey, partition: str | None, path: UPath) -> DataError:

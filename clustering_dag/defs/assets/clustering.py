@@ -116,19 +116,24 @@ def metrics_asset(spaces: list[Space]):
 
     @cached_asset(per_variant=True, group="clustering", reads=reads)
     def clustering_metrics(context: AssetExecutionContext, config: MetricsConfig, cluster_assignments,
-                           **inputs):
+                           trained_vae, **inputs):
         """DBI, Silhouette, Calinski-Harabasz on the noisy test set (the paper's table), plus
         accuracy, NMI, ARI and purity against the true labels, a row per space. A classifier's
-        space (refined) is measured on its cluster probabilities."""
+        space (refined) is measured on its cluster probabilities. Its `settings` say which run
+        settings (profile, rows, epochs) the table comes from."""
         import pandas as pd
 
         from clustering_dag.core.chain import metric_rows
+        from clustering_dag.core.paper import describe_settings
 
         rows = metric_rows(spaces, inputs, cluster_assignments, config.silhouette_sample)
         for row in rows:
             context.log.info(f"{row['representation']}: {row}")
         frame = pd.DataFrame(rows)
-        return Output(frame, metadata=_metrics_summary(frame))
+        settings = run_settings(context, frame, trained_vae, inputs["original_representation"],
+                                ks=len(inputs[CLUSTERED[0].clustering]))
+        metadata = {"settings": describe_settings(settings, None), **_metrics_summary(frame)}
+        return Output(frame, metadata=metadata)
 
     return clustering_metrics
 
@@ -199,6 +204,22 @@ metric_table_checks = [c for name, (blocking, about) in METRIC_CHECKS.items()
                        for c in _metric_check(name, blocking, about)]
 
 
+def run_settings(context: AssetExecutionContext, table, trained_vae, original_representation, ks: int,
+                 n_seeds: int = 1) -> dict:
+    """The settings a metric table (``table``: its rows say how many were fitted and scored) was
+    made under, and the profile they match."""
+    from clustering_dag.profiles import matching_profile
+
+    first, vae = table.iloc[0], trained_vae.config  # the config: no TensorFlow
+    source_rows = original_representation.meta.get("source_rows")
+    rows = [int(first["train_rows"]), int(first["test_rows"])]
+    settings = {"train_rows": rows[0], "test_rows": rows[1], "all_rows": source_rows in (None, rows),
+                "epochs": vae.epochs, "batch_size": vae.batch_size, "hidden": list(vae.hidden),
+                "latent_dim": vae.latent_dim, "n_clusters": ks,
+                "sigma": original_representation.meta.get("noise", {}).get("sigma"), "n_seeds": n_seeds}
+    return {**settings, "profile": matching_profile(settings, variant_of(context))}
+
+
 @cached_asset(per_variant=True, group="clustering")
 def paper_comparison(context: AssetExecutionContext, seed_spread, trained_vae, original_representation,
                      clusters_latent):
@@ -207,17 +228,9 @@ def paper_comparison(context: AssetExecutionContext, seed_spread, trained_vae, o
     whether its ranking (latent best on all three) holds; otherwise marked not comparable. The
     manifold row has no paper value."""
     from clustering_dag.core.paper import compare_with_paper, describe_settings, ranking_summary
-    from clustering_dag.profiles import matching_profile
 
-    first, vae = seed_spread.iloc[0], trained_vae.config  # the config: no TensorFlow
-    source_rows = original_representation.meta.get("source_rows")
-    rows = [int(first["train_rows"]), int(first["test_rows"])]
-    settings = {"train_rows": rows[0], "test_rows": rows[1], "all_rows": source_rows in (None, rows),
-                "epochs": vae.epochs, "batch_size": vae.batch_size, "hidden": list(vae.hidden),
-                "latent_dim": vae.latent_dim, "n_clusters": len(clusters_latent),
-                "sigma": original_representation.meta.get("noise", {}).get("sigma"),
-                "n_seeds": int(seed_spread["seed"].nunique())}
-    settings["profile"] = matching_profile(settings, variant_of(context))
+    settings = run_settings(context, seed_spread, trained_vae, original_representation,
+                            len(clusters_latent), n_seeds=int(seed_spread["seed"].nunique()))
     table = compare_with_paper(seed_spread, context.partition_key, settings)
     summary = ranking_summary(table)
     described = describe_settings(settings, table["comparable"].all() if "paper" in table else None)
