@@ -17,6 +17,7 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.loader import LoadingContextForTest
 
 from clustering_dag.definitions import all_assets, defs, resources
+from clustering_dag.defs.storage import AssetStorage
 from clustering_dag_tests.conftest import graph_config
 
 pytestmark = pytest.mark.slow
@@ -120,16 +121,30 @@ def test_noise_change_recomputes_the_noisy_set_and_below(cache_copy):
 
 
 def test_damaged_cache_file_is_recomputed_not_trusted(cache_copy):
+    """A damaged current file is replaced by its kept value when that is whole, and recomputed
+    when the kept value is damaged too."""
     config = with_op_config(graph_config(), "noisy_dataset", sigma=0.1)
     change_run(config)  # settle the cache on this config (warm when the test above ran)
     path = Path(os.environ["CLUSTERING_DAG_CACHE_DIR"]) / "tsne_original" / "mnist.parquet"
-    damaged = path.read_bytes()[:100]
-    path.unlink()  # a file of its own: the copy's files are hard links to the shared run's
-    path.write_bytes(damaged)
+    test_rows = len(cache_copy.result.output_for_node("noisy_dataset").test_x)
+
+    def damage(file: Path) -> None:
+        damaged = file.read_bytes()[:100]
+        file.unlink()  # a file of its own: the copy's files are hard links to the shared run's
+        file.write_bytes(damaged)
+
+    storage = AssetStorage()
+    key = storage.stored_key(AssetKey("tsne_original"), "mnist")
+    kept = Path(storage.version(AssetKey("tsne_original"), "mnist", "parquet", key).path)
+    damage(path)
+    assert all(change_run(config).values())  # the kept copy, whole, made current again
+    assert pq.read_table(path).num_rows == test_rows
+    damage(path)
+    damage(kept)
     reused = change_run(config)
     assert {k for k, v in reused.items() if not v} == {"tsne_original"}
-    test_rows = len(cache_copy.result.output_for_node("noisy_dataset").test_x)
     assert pq.read_table(path).num_rows == test_rows  # rewritten whole
+    assert pq.read_table(kept).num_rows == test_rows  # and kept whole
 
 
 # --- Dagster's view ------------------------------------------------------------------------------
