@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from clustering_dag.defs.storage import file_key, is_local, write_bytes
+
 if TYPE_CHECKING:
     from upath import UPath
 
@@ -73,15 +75,11 @@ def record_path(version: UPath) -> UPath:
     return version.parent / (version.name.split(".", 1)[0] + RECORD)
 
 
-def _is_local(path: UPath) -> bool:
-    return getattr(path, "protocol", "") in ("", "file", "local")
-
-
 def _link(source: UPath, target: UPath) -> None:
     """``target`` becomes ``source``'s content in one step (FileNotFoundError if ``source`` is
     gone): locally a hard link renamed into place (a copy where links are not supported), on an
     object store a server-side copy (committed whole)."""
-    if not _is_local(source):
+    if not is_local(source):
         source.fs.copy(source.path, target.path)
         return
     folder = target.parent.path
@@ -103,14 +101,12 @@ def _link(source: UPath, target: UPath) -> None:
 def touch(path: UPath) -> None:
     """Mark a kept value as used now: its modification time locally; on an object store (whose
     objects keep their upload time) its record, written again."""
-    if _is_local(path):
+    if is_local(path):
         try:
             os.utime(path.path)
         except FileNotFoundError:
             pass
     elif path.exists():
-        from clustering_dag.defs.storage import write_bytes
-
         write_bytes(record_path(path), json.dumps({**read_record(path), "used_at": _now()}).encode())
 
 
@@ -120,8 +116,6 @@ def _now() -> str:
 
 def keep(current: UPath, version: UPath, record: dict | None) -> None:
     """Keep the value just written at ``current`` as ``version``, with its record."""
-    from clustering_dag.defs.storage import write_bytes
-
     _link(current, version)
     if record is not None:
         write_bytes(record_path(version), json.dumps({**record, "made_at": _now()}, sort_keys=True).encode())
@@ -150,8 +144,6 @@ def read_record(version: UPath) -> dict:
 
 def entry_versions(current: UPath, kind: str, extension: str, entry: str) -> list[Version]:
     """The kept versions of the asset partition whose current file is ``current``, newest first."""
-    from clustering_dag.defs.storage import file_key
-
     folder = version_path(current, extension, "x").parent
     try:
         listed = folder.fs.ls(folder.path, detail=True)
@@ -167,7 +159,7 @@ def entry_versions(current: UPath, kind: str, extension: str, entry: str) -> lis
         key = name[: -len(extension)]
         path = folder / name
         record = files.get(record_path(path).name)  # written again when used, on an object store
-        used = _modified(info) if _is_local(path) or not record else max(_modified(info), _modified(record))
+        used = _modified(info) if is_local(path) or not record else max(_modified(info), _modified(record))
         found.append(Version(entry, key, path, kind, int(info.get("size") or 0), used,
                              key == now_key, read_record(path)))
     return sorted(found, key=lambda v: v.used, reverse=True)
