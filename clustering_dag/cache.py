@@ -5,11 +5,11 @@
 
 ``list`` prints, per asset partition, every kept value (its cache key, size, when and by which run
 it was made or last used, and which one is current) and the cache's size on disk. ``prune``
-removes the values beyond the newest ``--keep`` per asset partition (default: the storage's
-``keep_versions``); it never removes a current value, one that the latest materialization in
-``$DAGSTER_HOME``'s instance names, or one made or used in the last ``--grace`` seconds (a run in
-flight may be about to use it). The cache is ``$CLUSTERING_DAG_CACHE_DIR`` (default ``data/``)
-or ``--cache``.
+removes the values beyond the ``--keep`` most recently made or used per asset partition (default
+5, as ``asset_storage.keep_versions``); it never removes a current value, one that the latest
+materialization in ``$DAGSTER_HOME``'s instance names, or one made or used in the last ``--grace``
+seconds (a run in flight may be about to use it). The cache is ``$CLUSTERING_DAG_CACHE_DIR``
+(default ``data/``) or ``--cache``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from upath import UPath
 
 from clustering_dag.defs.keep import GRACE_SECONDS, Version, entries, entry_versions, prune, to_remove
 from clustering_dag.defs.storage import EXTENSIONS, KEEP_VERSIONS, file_key
-from clustering_dag.settings import cache_root
+from clustering_dag.settings import absolute, cache_root
 
 KEPT_KINDS = {kind: EXTENSIONS[kind] for kind in ("parquet", "model", "png")}
 
@@ -63,8 +63,9 @@ def named_by_dagster(versions: dict) -> set[tuple[str, str]]:
     named = set()
     with DagsterInstance.get() as instance:
         for entry, (_, _, found) in versions.items():
-            record = next((v.record for v in found if v.record.get("asset")), None)
-            if record is None:
+            record = next((v.record for v in found if isinstance(v.record.get("asset"), str)
+                           and isinstance(v.record.get("partition"), str)), None)
+            if record is None:  # a record is a file like any other: only its well-formed fields count
                 continue
             latest = instance.fetch_materializations(AssetRecordsFilter(
                 asset_key=AssetKey.from_user_string(record["asset"]),
@@ -122,7 +123,7 @@ def main(argv=None) -> None:
                              f"(default {GRACE_SECONDS})")
     pruned.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
     args = parser.parse_args(argv)
-    root = UPath(args.cache or cache_root())
+    root = UPath(absolute(args.cache) if args.cache else cache_root())
     if args.command == "list":
         sys.stdout.write(listing(root, args.asset) + "\n")
         return

@@ -14,6 +14,7 @@ import argparse
 from dagster import AssetKey
 from upath import UPath
 
+from clustering_dag.core.errors import DataError
 from clustering_dag.core.paper import PAPER_TABLE, describe_settings
 from clustering_dag.core.seeds import mean_sd, spread
 from clustering_dag.core.spaces import SPACES
@@ -21,7 +22,7 @@ from clustering_dag.core.variants import VARIANTS
 from clustering_dag.defs.keep import entry_versions, read_record
 from clustering_dag.defs.partitions import DATASET_KEYS
 from clustering_dag.defs.storage import EXTENSIONS, AssetStorage, file_key, read_parquet
-from clustering_dag.settings import cache_root
+from clustering_dag.settings import absolute, cache_root
 
 SETTINGS = ("profile", "train_rows", "test_rows", "epochs")
 
@@ -34,7 +35,8 @@ def shown_name(space: str) -> str:
 
 def tables(storage: AssetStorage, dataset: str, variant: str, profile: str | None = None):
     """(paper_comparison, seed_spread, record of the comparison) of ``dataset`` and ``variant``:
-    the current ones, or those of the newest kept comparison made at ``profile``; None if none."""
+    the current ones, or those of the most recently made or used kept comparison made at
+    ``profile``; None if none."""
     comparison_key, spread_key = AssetKey([variant, "paper_comparison"]), AssetKey([variant, "seed_spread"])
     current = storage.path(comparison_key, dataset, "parquet")
     if profile is None:
@@ -45,13 +47,16 @@ def tables(storage: AssetStorage, dataset: str, variant: str, profile: str | Non
         record = read_record(storage.version(comparison_key, dataset, "parquet", key)) if key else {}
         return read_parquet(current), read_parquet(spread_path), record
     for kept in entry_versions(current, "parquet", EXTENSIONS["parquet"], str(current)):
-        comparison = read_parquet(kept.path)
-        made_from = kept.record.get("made_from", {})
-        if comparison["profile"].iloc[0] != profile or not made_from.get("seed_spread"):
+        try:  # a kept table that is damaged, from an older layout, or without its record is passed over
+            comparison = read_parquet(kept.path, expect_key=kept.key)
+            made_from = kept.record.get("made_from") or {}
+            if comparison["profile"].iloc[0] != profile or not made_from.get("seed_spread"):
+                continue
+            spread_key_kept = made_from["seed_spread"]
+            return (comparison, read_parquet(storage.version(spread_key, dataset, "parquet", spread_key_kept),
+                                             expect_key=spread_key_kept), kept.record)
+        except (DataError, KeyError, IndexError, TypeError):
             continue
-        spread_path = storage.version(spread_key, dataset, "parquet", made_from["seed_spread"])
-        if spread_path.exists():
-            return comparison, read_parquet(spread_path), kept.record
     return None
 
 
@@ -99,7 +104,7 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", help="the tables of the latest run at this profile (full, quick, "
                                           "seeds, ...), not the current ones")
     args = parser.parse_args(argv)
-    text = report(UPath(args.cache or cache_root()), args.profile)
+    text = report(UPath(absolute(args.cache) if args.cache else cache_root()), args.profile)
     print(text or (f"no tables{f' made at profile {args.profile}' if args.profile else ''} in the cache: "
                    "materialize `*paper_comparison` first"))
 

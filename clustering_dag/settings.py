@@ -8,7 +8,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _absolute(value: str) -> str:
+def absolute(value: str) -> str:
     """A local path made absolute where it is read (a URL is left as it is): a relative path in an
     environment variable would otherwise mean another folder in every process started elsewhere
     (workers, subprocesses)."""
@@ -22,7 +22,7 @@ def cache_root() -> str:
     and figures live below it as well.
     """
     configured = os.environ.get("CLUSTERING_DAG_CACHE_DIR")
-    return _absolute(configured) if configured else str(PROJECT_ROOT / "data")
+    return absolute(configured) if configured else str(PROJECT_ROOT / "data")
 
 
 def data_dir() -> Path | None:
@@ -30,7 +30,7 @@ def data_dir() -> Path | None:
     ``$CLUSTERING_DAG_DATA_DIR``, absolute; None when unset (they are then looked for in the project
     cache and downloaded)."""
     configured = os.environ.get("CLUSTERING_DAG_DATA_DIR")
-    return Path(_absolute(configured)) if configured else None
+    return Path(absolute(configured)) if configured else None
 
 
 def registry_path() -> Path | None:
@@ -47,14 +47,14 @@ def inbox_root() -> Path:
     """Where batches of new rows are dropped, one folder per dataset (``<inbox>/mnist/``):
     ``$CLUSTERING_DAG_INBOX``, else the project's ``data/inbox/``."""
     configured = os.environ.get("CLUSTERING_DAG_INBOX")
-    return Path(_absolute(configured)) if configured else PROJECT_ROOT / "data" / "inbox"
+    return Path(absolute(configured)) if configured else PROJECT_ROOT / "data" / "inbox"
 
 
 def data_roots() -> list[Path] | None:
     """The folders registered datasets may be read from: ``$CLUSTERING_DAG_DATA_ROOTS``
     (separated by ``:``); None = the registry file's own folder."""
     configured = os.environ.get("CLUSTERING_DAG_DATA_ROOTS")
-    return [Path(_absolute(p)) for p in configured.split(os.pathsep) if p] if configured else None
+    return [Path(absolute(p)) for p in configured.split(os.pathsep) if p] if configured else None
 
 
 def cache_secret() -> str | None:

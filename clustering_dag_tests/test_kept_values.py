@@ -73,6 +73,36 @@ def test_a_kept_file_holding_another_value_is_not_made_current(tmp_path):
     assert file_key(storage.path(THING, "mnist", "parquet"), "parquet") == "bbbb"
 
 
+def test_a_kept_value_whose_content_is_damaged_is_not_made_current(tmp_path):
+    storage = AssetStorage(base_path=str(tmp_path))
+    _make(storage, "aaaa", 1.0)
+    _make(storage, "bbbb", 2.0)
+    version = Path(storage.version(THING, "mnist", "parquet", "aaaa").path)
+    data = bytearray(version.read_bytes())
+    data[10] ^= 0xFF  # the first data page; the footer (and the key in it) still reads
+    version.write_bytes(bytes(data))
+    assert file_key(UPath(version), "parquet") == "aaaa"
+    assert not storage.reuse(THING, "mnist", "parquet", "aaaa")
+    assert file_key(storage.path(THING, "mnist", "parquet"), "parquet") == "bbbb"
+
+
+def test_a_value_replaced_before_it_is_kept_is_not_kept_under_the_wrong_key(tmp_path):
+    storage = AssetStorage(base_path=str(tmp_path))
+    _make(storage, "bbbb", 2.0)  # another writer's value is current when this one keeps "aaaa"
+    version = storage.version(THING, "mnist", "parquet", "aaaa")
+    keep_module.keep(storage.path(THING, "mnist", "parquet"), version, "aaaa", "parquet", {})
+    assert not version.exists()
+
+
+def test_the_cache_command_lists_a_cache_named_by_a_relative_path(tmp_path, monkeypatch, capsys):
+    from clustering_dag.cache import main
+
+    _make(AssetStorage(base_path=str(tmp_path / "c")), "aaaa", 1.0)
+    monkeypatch.chdir(tmp_path)
+    main(["--cache", "c", "list"])
+    assert "paper/thing/mnist\n  aaaa " in capsys.readouterr().out
+
+
 def test_prune_spares_the_current_value_the_protected_and_the_recent(tmp_path):
     storage = AssetStorage(base_path=str(tmp_path), keep_versions=10)
     for i, key in enumerate(["k1", "k2", "k3", "k4"]):

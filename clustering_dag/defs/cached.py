@@ -145,7 +145,7 @@ def cached_asset(*, per_variant: bool = False, group: str = "data", kind: str = 
                 extra = key_extra(context, **params) if key_extra else None
                 key = cache_key(context, params.get("config"), upstream, extra)
                 made_from = dict(zip(used, upstream))
-                stored = _stored(context, storage, key, kind, figures)
+                stored = _stored(context, storage, key, kind, figures, made_from)
                 if stored is not None:
                     return _output(stored, key, made_from,
                                    {**_previous_metadata(context, key), "reused": True})
@@ -206,14 +206,15 @@ def _is_resource(annotation) -> bool:
 
 
 def _stored(context: AssetExecutionContext, storage: AssetStorage, key: str | None, kind: str,
-            figures: tuple[str, ...]):
+            figures: tuple[str, ...], made_from: dict):
     """The value of ``key``, made current again if it was kept, or None: never made, unreadable,
     or the run forces a recompute (``asset_storage.force``)."""
     partition, name = context.partition_key, context.asset_key.to_user_string()
     if key is not None and storage.force:
         context.log.info(f"{name}: recomputing (asset_storage.force is set)")
         return None
-    if key is None or not storage.reuse(context.asset_key, partition, kind, key, figures):
+    if key is None or not storage.reuse(context.asset_key, partition, kind, key, figures,
+                                        {"made_from": made_from}, context.log.warning):
         return None
     try:
         value = storage.load(context.asset_key, partition, kind, figures, expect_key=key)
@@ -225,20 +226,27 @@ def _stored(context: AssetExecutionContext, storage: AssetStorage, key: str | No
     return value
 
 
-# How far back a reused value's materialization is looked for (the runs of this partition).
-PREVIOUS_RUNS = 200
+# How far back a reused value's materialization is looked for (the runs of this partition), in
+# pages of PAGE records.
+PREVIOUS_RUNS, PAGE = 200, 20
 
 
 def _previous_metadata(context: AssetExecutionContext, key: str) -> dict:
     """The metadata of the materialization that made the value of ``key``, when this instance
     recorded it: a re-run that reuses a value shows what the run that made it showed."""
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]),
-        limit=PREVIOUS_RUNS).records
-    for record in records:
-        made = record.asset_materialization
-        if made.tags.get("dagster/data_version") == key:
-            return dict(made.metadata)
+    cursor, seen = None, 0
+    while seen < PREVIOUS_RUNS:
+        page = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]),
+            limit=PAGE, cursor=cursor)
+        for record in page.records:
+            made = record.asset_materialization
+            if made.tags.get("dagster/data_version") == key:
+                return dict(made.metadata)
+        seen += len(page.records)
+        if not page.has_more:
+            break
+        cursor = page.cursor
     return {}
 
 

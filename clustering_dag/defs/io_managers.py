@@ -50,10 +50,11 @@ def made_record(context: OutputContext) -> dict:
     return {"run_id": context.run_id, "made_from": getattr(made_from, "value", made_from) or {}}
 
 
-def rewrite(storage: AssetStorage, path: "UPath", kind: str, key: str | None) -> bool:
-    """Whether a step's output must be written: it has no cache key, the file holds another value,
-    or the run forces a recompute."""
-    return not key or storage.force or file_key(path, kind) != key
+def rewrite(context: OutputContext, storage: AssetStorage, path: "UPath", kind: str) -> bool:
+    """Whether a step's output must be written: it was computed (not reused: a file that holds its
+    key may still be damaged), or it has no cache key, or the file holds another value."""
+    key, reused = output_key(context), context.output_metadata.get("reused")
+    return not key or not getattr(reused, "value", reused) or file_key(path, kind) != key
 
 
 class _StoredIOManager(UPathIOManager):
@@ -69,12 +70,13 @@ class _StoredIOManager(UPathIOManager):
 
     def dump_to_path(self, context: OutputContext, obj, path: "UPath") -> None:
         key = output_key(context)
-        if not rewrite(self.storage, path, self.kind, key):
+        if not rewrite(context, self.storage, path, self.kind):
             context.log.debug(f"{path} already holds this value (same cache key); not rewritten")
             return
         self.write(obj, path, key)
         if key:
-            self.storage.keep(context.asset_key, context.partition_key, self.kind, key, made_record(context))
+            self.storage.keep(context.asset_key, context.partition_key, self.kind, key, made_record(context),
+                              log=context.log.warning)
 
     def load_from_path(self, context: InputContext, path: "UPath"):
         if not path.exists():
@@ -167,14 +169,15 @@ class FigureIOManager(IOManager):
         for i, (name, figure) in enumerate(obj.items()):
             path = self.storage.path(context.asset_key, partition, "png", name)
             png = figure if isinstance(figure, bytes) else to_png(figure, {KEY_FIELD: key} if key else None)
-            if rewrite(self.storage, path, "png", key):
+            if rewrite(context, self.storage, path, "png"):
                 write_bytes(path, png)
                 written.append(name)
             prefix = "" if i == 0 else f"{name}_"
             metadata.update({f"{prefix}path": MetadataValue.path(str(path)),
                              f"{prefix}figure": png_markdown(png, name)})
-        if key and written:
-            self.storage.keep(context.asset_key, partition, "png", key, made_record(context), tuple(written))
+        if key and written:  # every figure of the value kept together
+            self.storage.keep(context.asset_key, partition, "png", key, made_record(context), tuple(obj),
+                              log=context.log.warning)
         context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext):

@@ -29,12 +29,11 @@ import json
 import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from clustering_dag.defs.storage import file_key, is_local, write_bytes
+from clustering_dag.defs.storage import atomic_write, file_key, is_local, write_bytes
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -82,29 +81,26 @@ def _link(source: UPath, target: UPath) -> None:
     if not is_local(source):
         source.fs.copy(source.path, target.path)
         return
-    folder = target.parent.path
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{uuid.uuid4().hex}-{target.name}")
-    try:
+    os.makedirs(target.parent.path, exist_ok=True)
+
+    def link(tmp: str) -> None:
         try:
             os.link(source.path, tmp)
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK, errno.EACCES):
                 raise
             shutil.copyfile(source.path, tmp)
-        os.replace(tmp, target.path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(target, link)
 
 
 def touch(path: UPath) -> None:
     """Mark a kept value as used now: its modification time locally; on an object store (whose
-    objects keep their upload time) its record, written again."""
+    objects keep their upload time) its record, written again. Best effort (a read-only cache)."""
     if is_local(path):
         try:
             os.utime(path.path)
-        except FileNotFoundError:
+        except OSError:
             pass
     elif path.exists():
         write_bytes(record_path(path), json.dumps({**read_record(path), "used_at": _now()}).encode())
@@ -114,11 +110,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def keep(current: UPath, version: UPath, record: dict | None) -> None:
-    """Keep the value just written at ``current`` as ``version``, with its record."""
+def keep(current: UPath, version: UPath, key: str, kind: str, record: dict) -> None:
+    """Keep the value of ``key`` just written at ``current`` as ``version``, with its record; not
+    if another process replaced ``current`` meanwhile (that value is its writer's to keep)."""
     _link(current, version)
-    if record is not None:
-        write_bytes(record_path(version), json.dumps({**record, "made_at": _now()}, sort_keys=True).encode())
+    if file_key(version, kind) != key:
+        version.fs.rm(version.path)
+        return
+    write_bytes(record_path(version), json.dumps({**record, "made_at": _now()}, sort_keys=True).encode())
 
 
 def publish(version: UPath, current: UPath) -> bool:
@@ -144,7 +143,7 @@ def read_record(version: UPath) -> dict:
 
 def entry_versions(current: UPath, kind: str, extension: str, entry: str) -> list[Version]:
     """The kept versions of the asset partition whose current file is ``current``, newest first."""
-    folder = version_path(current, extension, "x").parent
+    folder = current.parent / VERSIONS / current.name[: -len(extension)]
     try:
         listed = folder.fs.ls(folder.path, detail=True)
     except FileNotFoundError:
@@ -166,8 +165,15 @@ def entry_versions(current: UPath, kind: str, extension: str, entry: str) -> lis
 
 
 def _modified(info: dict) -> float:
-    value = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
-    return value.timestamp() if isinstance(value, datetime) else float(value)
+    """When a listed file was last written; now when the store does not say (never pruned early)."""
+    names = ("mtime", "LastModified", "last_modified", "created")
+    value = next((info[k] for k in names if info.get(k)), None)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return float(value) if not isinstance(value, str) else datetime.fromisoformat(value).timestamp()
+    except (TypeError, ValueError):
+        return time.time()
 
 
 def entries(root: UPath, extensions: dict[str, str]) -> list[tuple[UPath, str, str, str]]:
@@ -177,7 +183,7 @@ def entries(root: UPath, extensions: dict[str, str]) -> list[tuple[UPath, str, s
     seen: dict[str, tuple] = {}
     for name in root.fs.find(base):
         parts = name[len(base):].strip("/").split("/")
-        if len(parts) < 3 or parts[-3] != VERSIONS:
+        if len(parts) < 3 or parts[-3] != VERSIONS or parts[-1].startswith("."):
             continue
         for kind, extension in extensions.items():
             if parts[-1].endswith(extension):

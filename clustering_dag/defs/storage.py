@@ -366,7 +366,8 @@ class AssetStorage(ConfigurableResource):
         default=KEEP_VERSIONS, ge=1,
         description="Values kept per asset and partition, by cache key (the current one, then the most "
                     "recently made or used): a run under a config, profile or code seen before reuses "
-                    "them. Older ones are removed when a new value is written (docs/design.md#the-cache).")
+                    "them. Older ones are removed when a new value is written "
+                    "(docs/design.md#every-value-kept).")
     force: bool = Field(
         default=False,
         description="Recompute every asset the run selects, even when a value of its cache key is "
@@ -412,36 +413,61 @@ class AssetStorage(ConfigurableResource):
                 for f in figures or (None,)]
 
     def reuse(self, asset_key: AssetKey, partition: str, kind: str, key: str,
-              figures: tuple[str, ...] = ()) -> bool:
+              figures: tuple[str, ...] = (), record: dict | None = None, log=None) -> bool:
         """Whether the value of ``key`` is current now, without computing it: it already was (and
-        is kept as a version, for a cache made before versions were), or a kept version of it was
-        made current again."""
+        is kept too: a cache made before values were kept gets its version, with ``record``), or a
+        kept version of it, whole (its key and content digest checked), was made current again."""
         from clustering_dag.defs.keep import keep, publish, touch
 
         pairs = self._pairs(asset_key, partition, kind, key, figures)
         if self.holds(asset_key, partition, kind, key, figures):
-            for current, version in pairs:
-                if version.exists():
-                    touch(version)
-                else:
-                    keep(current, version, None)
+            try:  # best effort: a read-only cache is still reused
+                for current, version in pairs:
+                    if version.exists():
+                        touch(version)
+                    else:
+                        keep(current, version, key, kind, self._record(asset_key, partition, record or {}))
+            except OSError as exc:
+                (log or (lambda _: None))(f"the value is reused but could not be kept ({exc})")
             return True
-        if not all(version.exists() and file_key(version, kind) == key for _, version in pairs):
+        if not all(version.exists() and self.intact(version, kind, key) for _, version in pairs):
             return False
-        return all(publish(version, current) for current, version in pairs)
+        return all([publish(version, current) for current, version in pairs])
+
+    def intact(self, path: UPath, kind: str, key: str) -> bool:
+        """Whether the file at ``path`` holds the value of ``key``, whole: its key, and its content
+        digest over every byte (a model's weights, a PNG's chunks)."""
+        try:
+            if kind == "parquet":
+                _read_table(path, expect_key=key)
+            elif kind == "png":
+                self._read_png(path, key)
+            else:
+                self.read(path, kind, expect_key=key)  # the weights' digest is checked on opening
+            return True
+        except (DataError, OSError):
+            return False
 
     def keep(self, asset_key: AssetKey, partition: str, kind: str, key: str, record: dict,
-             figures: tuple[str, ...] = ()) -> None:
+             figures: tuple[str, ...] = (), log=None) -> None:
         """Keep the value just written (it is current) as the version of ``key``, then remove the
         versions beyond ``keep_versions`` of this asset partition: the least recently made or used
         (no grace here: a run that was about to reuse one recomputes it; no current file is ever
-        removed)."""
+        removed). Best effort: the value is written and current whatever happens here."""
         from clustering_dag.defs.keep import entry_versions, keep, prune
 
-        for current, version in self._pairs(asset_key, partition, kind, key, figures):
-            keep(current, version, {"asset": asset_key.to_user_string(), "partition": partition, **record})
-            kept = entry_versions(current, kind, EXTENSIONS[kind], str(current))
-            prune(kept, self.keep_versions, lambda c=current: file_key(c, kind), grace=0)
+        try:
+            for current, version in self._pairs(asset_key, partition, kind, key, figures):
+                keep(current, version, key, kind, self._record(asset_key, partition, record))
+                kept = entry_versions(current, kind, EXTENSIONS[kind], str(current))
+                prune(kept, self.keep_versions, lambda c=current: file_key(c, kind), grace=0)
+        except OSError as exc:
+            (log or (lambda _: None))(f"{asset_key.to_user_string()}: the value is current but could "
+                                      f"not be kept by its key ({exc})")
+
+    @staticmethod
+    def _record(asset_key: AssetKey, partition: str, record: dict) -> dict:
+        return {"asset": asset_key.to_user_string(), "partition": str(partition), **record}
 
     @staticmethod
     def not_stored(asset_key: AssetKey, partition: str | None, path: UPath) -> DataError:
