@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def code_commit() -> str | None:
+    """The git commit of the project's code, as ``git describe`` names it (``<tag>-<n>-g<hash>``,
+    or the short hash), with ``-dirty`` when tracked files differ from it; None outside a git
+    checkout (an installed package). Stored with every value made, so a table says which code
+    made it."""
+    if not (PROJECT_ROOT / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty",
+                               "--abbrev=7"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def absolute(value: str) -> str:

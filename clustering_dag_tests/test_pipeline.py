@@ -2,7 +2,7 @@
 ``conftest.shared_graph``), and, in the quality tier, what the quick profile's numbers show."""
 
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, FloatMetadataValue
 
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.spaces import space_names
@@ -61,6 +61,12 @@ def test_metrics_table_and_checks(graph_run):
         assert types["representation"] == "string" and types["dbi"] == types["accuracy"] == "float"
         assert types["n_clusters_used"] == "int"
         assert [r.data["dbi"] for r in shown.records] == [round(v, 3) for v in table["dbi"]]
+        # Each space's metrics are numbers of their own too, which Dagster plots over runs.
+        meta = result.asset_materializations_for_node(f"{variant}__clustering_metrics")[0].metadata
+        for row in table.to_dict("records"):
+            for metric in ("accuracy", "nmi", "ari", "dbi"):
+                plotted = meta[f"{row['representation']}_{metric}"]
+                assert isinstance(plotted, FloatMetadataValue) and plotted.value == row[metric]
         comparison = result.output_for_node(f"{variant}__paper_comparison")
         assert len(comparison) == 15 and (comparison["n_seeds"] == 1).all()  # 5 spaces x 3 metrics
         assert comparison["paper"].isna().tolist() == [False] * 9 + [True] * 6  # nor manifold nor refined

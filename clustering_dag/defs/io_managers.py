@@ -32,7 +32,7 @@ from clustering_dag.defs.storage import (
     write_bytes,
     write_parquet,
 )
-from clustering_dag.settings import cache_secret
+from clustering_dag.settings import cache_secret, code_commit
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -45,9 +45,11 @@ def output_key(context: OutputContext) -> str | None:
 
 
 def made_record(context: OutputContext) -> dict:
-    """What a kept value's record says made it: the run and the cache key of each input."""
+    """What a kept value's record says made it: the run, the code's commit and the cache key of
+    each input."""
     made_from = context.output_metadata.get("made_from")
-    return {"run_id": context.run_id, "made_from": getattr(made_from, "value", made_from) or {}}
+    return {"run_id": context.run_id, "commit": code_commit(),
+            "made_from": getattr(made_from, "value", made_from) or {}}
 
 
 def rewrite(context: OutputContext, storage: AssetStorage, path: "UPath", kind: str) -> bool:

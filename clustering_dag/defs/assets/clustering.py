@@ -142,12 +142,20 @@ cluster_assignments = assignments_asset(list(SPACES.values()))
 clustering_metrics = metrics_asset(list(SPACES.values()))
 
 
+# The metrics that are also a number of their own in the metadata (``<space>_<metric>``, e.g.
+# ``manifold_accuracy``): Dagster plots each over the runs of the asset. The label metrics exist
+# where the dataset has labels.
+PLOTTED = ("dbi", "silhouette", "chs", "accuracy", "nmi", "ari")
+
+
 @unversioned
 def _metrics_summary(frame) -> dict:
-    from clustering_dag.core.metrics import INTERNAL
+    import numpy as np
 
     return {"table": table_metadata(frame),
-            **{f"{r['representation']}_{m}": float(r[m]) for r in frame.to_dict("records") for m in INTERNAL}}
+            **{f"{r['representation']}_{m}": MetadataValue.float(float(r[m]))
+               for r in frame.to_dict("records") for m in PLOTTED
+               if m in r and r[m] is not None and np.isfinite(r[m])}}
 
 
 @unversioned
