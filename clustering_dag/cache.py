@@ -1,7 +1,7 @@
-"""What the asset cache holds, and pruning it.
+"""List what the asset cache holds (every value kept by its cache key), and prune it.
 
-    .venv/bin/python -m clustering_dag.cache list [--asset paper/clustering_metrics]
-    .venv/bin/python -m clustering_dag.cache prune [--keep 2] [--grace 3600] [--dry-run]
+    clustering-dag cache list [--asset paper/clustering_metrics]
+    clustering-dag cache prune [--keep 2] [--grace 3600] [--dry-run]
 
 ``list`` prints, per asset partition, every kept value (its cache key, size, when and by which run
 it was made or last used, and which one is current) and the cache's size on disk. ``prune``
@@ -21,9 +21,15 @@ from datetime import UTC, datetime
 
 from upath import UPath
 
+from clustering_dag.core.errors import DataError
 from clustering_dag.defs.keep import GRACE_SECONDS, Version, entries, entry_versions, prune, to_remove
 from clustering_dag.defs.storage import EXTENSIONS, KEEP_VERSIONS, file_key
 from clustering_dag.settings import absolute, cache_root
+
+HELP = "list the asset cache's kept values, or prune them"
+EXAMPLES = """examples:
+  clustering-dag cache list --asset dae/trained_vae
+  clustering-dag cache prune --keep 2 --dry-run"""
 
 KEPT_KINDS = {kind: EXTENSIONS[kind] for kind in ("parquet", "model", "png")}
 
@@ -108,10 +114,10 @@ def prune_cache(root: UPath, keep: int, grace: float, dry_run: bool = False) -> 
     return removed
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", default=None, help="the cache's folder or URL (default: the project's)")
-    commands = parser.add_subparsers(dest="command", required=True)
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", default=None,
+                        help="the cache's folder or URL (default: $CLUSTERING_DAG_CACHE_DIR or data/)")
+    commands = parser.add_subparsers(dest="action", required=True, metavar="list|prune")
     listed = commands.add_parser("list", help="every kept value, per asset partition")
     listed.add_argument("--asset", help="only this asset's values (e.g. paper/clustering_metrics)")
     pruned = commands.add_parser("prune", help="remove the oldest kept values")
@@ -122,20 +128,32 @@ def main(argv=None) -> None:
                         help="never remove a value made or used in the last SECONDS "
                              f"(default {GRACE_SECONDS})")
     pruned.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     root = UPath(absolute(args.cache) if args.cache else cache_root())
-    if args.command == "list":
+    if not root.exists():
+        raise DataError(f"the cache {root} does not exist: run the pipeline first (README, 'The two "
+                        "commands'), or name the cache folder with --cache.")
+    if args.action == "list":
         sys.stdout.write(listing(root, args.asset) + "\n")
-        return
+        return 0
     if args.keep < 1:
-        parser.error("--keep must be at least 1 (the current value)")
+        raise DataError("--keep must be at least 1 (the current value is always kept).")
     removed = prune_cache(root, args.keep, args.grace, args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for v in removed:
         sys.stdout.write(f"{verb} {v.entry} {v.key} ({_mb(v.size)})\n")
     sys.stdout.write(f"{verb} {len(removed)} kept values, {_mb(sum(v.size for v in removed))}; "
                      f"{_mb(disk_size(root))} on disk now\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    from clustering_dag.cli import module_main
+
+    return module_main("cache", argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,7 @@
-"""Re-execute a failed run from failure, from the command line (the UI's "Re-execute from failure").
+"""Re-execute a failed run from failure (the UI's "Re-execute from failure"): only the steps that
+failed or did not run.
 
-    python -m clustering_dag.rerun RUN_ID
+    clustering-dag rerun RUN_ID
 
 Runs, in the instance of ``$DAGSTER_HOME``, the failed run's job again with its run config, tags
 and executor, but only the steps that failed or did not run: every step that had finished is
@@ -10,6 +11,13 @@ and status; exits 1 if it fails too.
 
 import argparse
 import sys
+
+from clustering_dag.core.errors import DataError
+
+HELP = "re-execute a failed run from failure (the steps that failed or did not run)"
+EXAMPLES = """example:
+  dagster run list                     # the failed run's id
+  clustering-dag rerun 5f3c2a1e-...    # in the same DAGSTER_HOME"""
 
 
 def job_named(name: str):
@@ -25,26 +33,33 @@ def rerun_from_failure(run_id: str, instance):
 
     parent = instance.get_run_by_id(run_id)
     if parent is None:
-        raise SystemExit(f"run {run_id!r} not found in this instance (DAGSTER_HOME); "
-                         "see `dagster run list` for the ids")
+        raise DataError(f"run {run_id!r} is not in this instance (DAGSTER_HOME); "
+                        "see `dagster run list` for the ids")
     job = build_reconstructable_job("clustering_dag.rerun", "job_named",
                                     reconstructable_args=(parent.job_name,))
     return execute_job(job, instance, run_config=parent.run_config, tags=parent.tags,
                        reexecution_options=ReexecutionOptions.from_failure(run_id, instance))
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_id")
-    args = parser.parse_args(argv)
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", help="the failed run's id (`dagster run list`)")
+
+
+def run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     with DagsterInstance.get() as instance:
         result = rerun_from_failure(args.run_id, instance)
         status = "SUCCESS" if result.success else "FAILURE"
         sys.stdout.write(f"re-executed {args.run_id} from failure as {result.run_id}: {status}\n")
-    sys.exit(0 if result.success else 1)
+    return 0 if result.success else 1
+
+
+def main(argv=None) -> int:
+    from clustering_dag.cli import module_main
+
+    return module_main("rerun", argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,7 @@
-"""Score a file of new rows with a dataset's stored models, without Dagster::
+"""Score a file of new rows with a dataset's stored models, without Dagster: every row's cluster
+and distance in every space, and whether the rows look like the test split.
 
-    python -m clustering_dag.score --dataset mnist digits.npz [--variant dae] [--out scores.parquet]
+    clustering-dag score --dataset mnist digits.npz [--variant dae] [--out scores.parquet]
 
 It does what the ``<variant>/scored_batch`` asset does (the same function,
 :func:`clustering_dag.core.scoring.score_file`), reading the models from the asset cache
@@ -18,8 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from clustering_dag.core.errors import DataError
 from clustering_dag.core.variants import VARIANTS
+
+HELP = "score a file of new rows with a dataset's stored models (no training)"
+EXAMPLES = """example:
+  clustering-dag score --dataset mnist new_digits.npz --variant dae --out new_digits.scores.parquet"""
 
 
 def stored(storage, dataset: str, variant: str) -> dict:
@@ -78,22 +82,18 @@ def score_with_stored(path: Path, dataset: str, variants: list[str], storage=Non
     return pd.concat(frames, ignore_index=True), summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clustering_dag.score",
-                                     description=__doc__.split("\n\n")[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="the batch file (IDX, .npz, CSV or parquet)")
     parser.add_argument("--dataset", required=True, help="the dataset whose models score it (a partition)")
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS),
                         help="a training variant (repeatable; default: every one)")
     parser.add_argument("--out", type=Path,
                         help="the parquet file written (default: <file name>.scores.parquet here)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     out = args.out or Path(f"{args.file.name}.scores.parquet")
-    try:
-        table, summary = score_with_stored(args.file, args.dataset, args.variant or list(VARIANTS))
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    table, summary = score_with_stored(args.file, args.dataset, args.variant or list(VARIANTS))
     import pyarrow as pa
     from upath import UPath
 
@@ -102,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     write_parquet(UPath(str(out.resolve())), pa.Table.from_pandas(table, preserve_index=False), None)
     print(json.dumps({**summary, "out": str(out)}, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from clustering_dag.cli import module_main
+
+    return module_main("score", argv)
 
 
 if __name__ == "__main__":

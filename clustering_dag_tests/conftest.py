@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,6 +183,7 @@ class GraphRun:
     cache: Path
     home: Path
     profile: str
+    stderr: str = ""  # what the process wrote to its standard error while the run went (C++ too)
 
     def copy_to(self, folder: Path, monkeypatch) -> GraphRun:
         """A private copy (cache and instance) for a test that changes things; the environment
@@ -202,11 +205,27 @@ def _graph_run(profile: str, data_dir: Path, root: Path) -> GraphRun:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLUSTERING_DAG_DATA_DIR", str(data_dir))
         mp.setenv("CLUSTERING_DAG_CACHE_DIR", str(root / "cache"))
-        with DagsterInstance.from_config(str(home)) as instance:
+        with DagsterInstance.from_config(str(home)) as instance, stderr_of_process(root / "stderr") as seen:
             result = materialize(all_assets, partition_key="mnist", run_config=PROFILES[profile](),
                                  resources=resources, instance=instance)
     assert result.success
-    return GraphRun(result, root / "cache", home, profile)
+    return GraphRun(result, root / "cache", home, profile, seen.read_text())
+
+
+@contextlib.contextmanager
+def stderr_of_process(path: Path):
+    """Copy what the process writes to file descriptor 2 (Python's and the C++ libraries' alike)
+    into ``path`` while the block runs; the file's path is what the block gets."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as out:
+        os.dup2(out.fileno(), 2)
+        try:
+            yield path
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @pytest.fixture(scope="session")

@@ -136,8 +136,8 @@ PLACES = {
     # A value's current file and its kept versions (a cache key is a plain name too).
     "clustering_dag/defs/storage.py": {"AssetStorage.root", "AssetStorage.path", "AssetStorage.version"},
     "clustering_dag/defs/keep.py": {"entries"},  # the current file of a folder of kept versions found
-    "clustering_dag/report.py": {"main"},  # the cache folder named on its command line
-    "clustering_dag/cache.py": {"main"},  # the same
+    "clustering_dag/report.py": {"run"},  # the cache folder named on its command line
+    "clustering_dag/cache.py": {"run"},  # the same
 }
 ROOTS = {"inbox_root", "cache_root", "joinpath", "path_in", "confined"}
 

@@ -91,6 +91,37 @@ def test_figures_written_and_inline(graph_run):
         meta = result.asset_materializations_for_node(f"{variant}__figure_voronoi")[0].metadata
         assert meta["figure"].value.startswith("![voronoi](data:image/png;base64,")
     assert (cache / "paper" / "trained_vae" / "mnist.weights.h5").is_file()
+    # One figure of the dataset sets every variant and space side by side.
+    assert (cache / "figures" / "comparison" / "mnist.png").read_bytes()[:4] == b"\x89PNG"
+    meta = result.asset_materializations_for_node("figure_comparison")[0].metadata
+    assert meta["figure"].value.startswith("![comparison](data:image/png;base64,")
+
+
+def test_comparison_figure_has_a_bar_per_variant_and_space_with_the_seeds_spread():
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from clustering_dag.core.figures import comparison_figure
+    from clustering_dag.core.seeds import spread
+
+    runs = pd.DataFrame({"seed": [1, 2, 1, 2], "dim": [784, 784, 10, 10],
+                         "representation": ["original", "original", "latent", "latent"],
+                         "accuracy": [0.5, 0.5, 0.7, 0.8], "nmi": [0.4, 0.4, 0.6, 0.6]})
+    fig = comparison_figure({"paper": spread(runs), "dae": spread(runs.assign(accuracy=0.9))}, "MNIST")
+    accuracy, nmi = fig.axes
+    bars = [p.get_height() for p in accuracy.patches]
+    assert len(bars) == 4 and bars[:2] == [0.5, 0.75] and bars[2:] == [0.9, 0.9]  # paper's, then dae's
+    assert len(nmi.patches) == 4
+    assert [t.get_text() for t in accuracy.get_xticklabels()] == ["original", "latent"]
+    assert "mean ± sd over 2 seeds" in fig._suptitle.get_text()
+    from matplotlib.container import BarContainer
+
+    paper = next(c for c in accuracy.containers if isinstance(c, BarContainer))
+    (_, low), (_, high) = paper.errorbar.lines[2][0].get_segments()[1]  # latent: 0.75 ± the seeds' sd
+    sd = np.std([0.7, 0.8], ddof=1)
+    assert low == pytest.approx(0.75 - sd) and high == pytest.approx(0.75 + sd)
+    plt.close(fig)
 
 
 def test_report_prints_every_variant(graph_run):
@@ -107,6 +138,24 @@ def test_report_prints_every_variant(graph_run):
     assert text.count("| manifold (UMAP of latent, GMM) | 10 |") == n and text.count("; one seed") == n
     assert text.count("| refined (classifier self-trained on the manifold clusters) | 10 |") == n
     assert "(1.557)" not in text and "(paper)" not in text  # no comparison with the paper's numbers
+
+
+@pytest.mark.quality
+def test_a_successful_quick_run_logs_no_error(quick_graph):
+    """A user reads an error line as a failure: a run that succeeds writes none, neither to its
+    event log nor, from the C++ libraries (TensorFlow, XLA), to the process's standard error."""
+    import logging
+    import re
+
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(quick_graph.home)) as instance:
+        records = instance.all_logs(quick_graph.result.run_id)
+    assert len(records) > 100  # the whole run's events were read
+    errors = [r.user_message for r in records if r.level >= logging.ERROR]
+    assert not errors, errors
+    native = re.findall(r"^(?:E\d{4} |.*\b(?:ERROR|FATAL)\b).*$", quick_graph.stderr, re.MULTILINE)
+    assert not native, native
 
 
 @pytest.mark.quality

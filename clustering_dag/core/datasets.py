@@ -38,12 +38,14 @@ class DatasetSpec:
     system_dirs: tuple[str, ...] = ()
     n_train: int | None = None
     n_test: int | None = None
+    title: str = ""  # as the tables and figures name it
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         name="mnist",
         folder="mnist",
+        title="MNIST",
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
             "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -60,6 +62,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "fashion_mnist": DatasetSpec(
         name="fashion_mnist",
         folder="fashion-mnist",
+        title="Fashion-MNIST",
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         gz_md5={
             "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
@@ -72,6 +75,12 @@ DATASETS: dict[str, DatasetSpec] = {
         n_test=10_000,
     ),
 }
+
+
+def dataset_title(name: str) -> str:
+    """How tables and figures name a dataset: the paper's by their names, a user's by its key."""
+    spec = DATASETS.get(name)
+    return spec.title if spec and spec.title else name
 
 
 def md5_of(path: Path) -> str:

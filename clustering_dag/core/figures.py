@@ -156,3 +156,32 @@ def k_sweep_figure(rows: list[dict], chosen: int = 10) -> Figure:
         ax.axvline(chosen, color="gray", ls=":")
         ax.set_xlabel("k")
     return fig
+
+
+def comparison_figure(spreads: dict, title: str = "") -> Figure:
+    """Every variant and space side by side: accuracy (left) and NMI (right) on the noisy test
+    set, a bar per variant in each space's group, the seeds' standard deviation as error bars.
+    ``spreads``: per variant, :func:`clustering_dag.core.seeds.spread`'s table."""
+    spaces = list(dict.fromkeys(rep for table in spreads.values() for rep in table["representation"]))
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.6 * len(spaces) + 2.5) * 1.6, 3.6), sharey=True)
+    width = 0.8 / max(1, len(spreads))
+    for ax, metric, name in zip(axes, ("accuracy", "nmi"), ("accuracy", "NMI")):
+        for i, (variant, table) in enumerate(spreads.items()):
+            rows = table.set_index("representation").reindex(spaces)
+            if f"{metric}_mean" not in rows:
+                continue
+            sd = rows[f"{metric}_sd"].fillna(0.0).to_numpy()
+            x = np.arange(len(spaces)) + (i - (len(spreads) - 1) / 2) * width
+            ax.bar(x, rows[f"{metric}_mean"].to_numpy(), width, yerr=sd, capsize=3, label=variant,
+                   color=f"C{i}")
+        ax.set_xticks(np.arange(len(spaces)), spaces)
+        ax.set_ylim(0, 1)
+        ax.set_title(name)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(title="variant", loc="upper left", fontsize="small")
+    seeds = sorted({int(t["n_seeds"].max()) for t in spreads.values()})
+    spread_note = (f"mean ± sd over {seeds[0]} seeds" if seeds == [seeds[0]] and seeds[0] > 1
+                   else "one seed" if seeds == [1] else f"{seeds} seeds")
+    fig.suptitle(f"{title} ({spread_note}; noisy test set)" if title else spread_note)
+    fig.tight_layout()
+    return fig

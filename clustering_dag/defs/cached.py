@@ -52,7 +52,10 @@ _SHARED: set[str] = set()
 
 
 def asset_key(name: str, variant: str | None = None) -> AssetKey:
-    """The key of asset ``name`` as the assets of ``variant`` see it (shared assets have none)."""
+    """The key of asset ``name`` as the assets of ``variant`` see it (shared assets have none);
+    ``<variant>__<name>`` names one variant's asset from anywhere (``dae__seed_spread``)."""
+    if "__" in name:
+        return AssetKey(name.split("__"))
     return AssetKey(name) if variant is None or name in _SHARED else AssetKey([variant, name])
 
 

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from clustering_dag.core.configs import DEFAULT_SEED
 from clustering_dag.core.spaces import SPACES, Space
+from clustering_dag.core.variants import VARIANTS
 from clustering_dag.defs.cached import cached_asset
 
 FIGURE = {"per_variant": True, "group": "figures", "kind": "png", "kinds": {"matplotlib"}}
@@ -187,3 +188,22 @@ def figure_k_sweep(context: AssetExecutionContext, config: SweepConfig, latent_r
     best = max(rows, key=lambda r: r["silhouette"])["k"]
     context.log.info(f"k-sweep: best k by silhouette = {best}; {rows}")
     return {"k_sweep": figures.k_sweep_figure(rows, chosen=latent.n_clusters)}
+
+
+def comparison_asset(variants: tuple[str, ...]):
+    @cached_asset(group="figures", kind="png", kinds={"matplotlib"}, figures=("comparison",),
+                  reads=tuple(f"{v}__seed_spread" for v in variants))
+    def figure_comparison(context: AssetExecutionContext, **inputs):
+        """Every variant and space of a dataset side by side: accuracy and NMI on the noisy test
+        set, the seeds' spread as error bars (the `seeds` profile runs three seeds)."""
+        from clustering_dag.core import figures
+        from clustering_dag.core.datasets import dataset_title
+        from clustering_dag.core.seeds import spread
+
+        spreads = {v: spread(inputs[f"{v}__seed_spread"]) for v in variants}
+        return {"comparison": figures.comparison_figure(spreads, dataset_title(context.partition_key))}
+
+    return figure_comparison
+
+
+figure_comparison = comparison_asset(tuple(VARIANTS))
