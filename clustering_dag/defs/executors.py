@@ -188,7 +188,7 @@ class WatchedResult:
             f"{self.watch.lost_after:g} s). A worker was probably killed or lost its machine, or "
             "the broker restarted. Start the workers (and the broker) again (README, 'Scale-out'), "
             "then re-execute this run from failure (the UI's 'Re-execute from failure', or "
-            "`python -m clustering_dag.rerun <run id>`): the steps that finished are reused, not "
+            "`clustering-dag rerun <run id>`): the steps that finished are reused, not "
             "run again.")
         return True
 

@@ -50,7 +50,7 @@ seeds_run = define_asset_job(
 quick_run = define_asset_job(
     "quick_run", selection=AssetSelection.all(), config=quick(),
     description="The whole graph on 10,000 training and 1,000 test images, 10 epochs (profile "
-                "'quick'): about a minute a dataset on 2 cores.",
+                "'quick'): 2-3 minutes a dataset on 2 CPU cores.",
 )
 # Step processes fork from a server that has imported the code location once (the default,
 # `spawn`, starts a new interpreter and imports everything again for every step).
