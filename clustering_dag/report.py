@@ -209,7 +209,21 @@ def accuracy_markdown(found: list[dict], metric: str = "accuracy") -> str:
             best = np.nanmax(spread[f"{metric}_mean"].to_numpy(dtype=float))
             cells.append(f"**{cell}**" if mean == best else cell)
         lines.append(f"| {rep} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + provenance(found)
+
+
+def provenance(found: list[dict]) -> str:
+    """One line saying where a table of several runs' numbers comes from: profiles, seeds, the
+    runs' commits and dates."""
+    def listed(values) -> str:
+        return ", ".join(sorted({str(v) for v in values if v})) or "unknown"
+
+    seeds = sorted({len({r["seed"] for r in t["rows"]}) for t in found})
+    one = len(seeds) == 1
+    spread = f"mean ± sd over {seeds[0]} seeds" if one and seeds[0] > 1 else f"seeds: {listed(seeds)}"
+    return (f"Profile {listed(t['settings'].get('profile') for t in found)}, {spread}; made at commit "
+            f"{listed(t['run'].get('commit') for t in found)} on "
+            f"{listed((t['run'].get('made_at') or '')[:10] for t in found)}.")
 
 
 def csv_text(found: list[dict]) -> str:

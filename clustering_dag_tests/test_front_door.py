@@ -93,6 +93,7 @@ def test_the_pages_tables_are_written_from_the_stored_runs_they_name(project, ca
     assert "| representation | MNIST `dae` | MNIST `paper` |" in text
     assert "| latent | **1.020 ± 0.020** | **0.700 ± 0.100** |" in text  # mean ± sd over the seeds
     assert "made by run 01234567 at commit abc1234 on 2026-12-05" in text and "old numbers" not in text
+    assert "Profile seeds, mean ± sd over 3 seeds; made at commit abc1234 on 2026-12-05." in text
     assert main(["docs", "--root", str(project), "--check"]) == 0
     (project / "README.md").write_text(text.replace("0.700 ± 0.100", "0.710 ± 0.100"))  # typed by hand
     assert main(["docs", "--root", str(project), "--check"]) == 1
