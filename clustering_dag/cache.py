@@ -118,9 +118,13 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", default=None,
                         help="the cache's folder or URL (default: $CLUSTERING_DAG_CACHE_DIR or data/)")
     commands = parser.add_subparsers(dest="action", required=True, metavar="list|prune")
-    listed = commands.add_parser("list", help="every kept value, per asset partition")
+    listed = commands.add_parser("list", help="every kept value, per asset partition",
+                                 epilog="example:\n  clustering-dag cache list --asset dae/trained_vae",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     listed.add_argument("--asset", help="only this asset's values (e.g. paper/clustering_metrics)")
-    pruned = commands.add_parser("prune", help="remove the oldest kept values")
+    pruned = commands.add_parser("prune", help="remove the oldest kept values",
+                                 epilog="example:\n  clustering-dag cache prune --keep 2 --dry-run",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     pruned.add_argument("--keep", type=int, default=KEEP_VERSIONS,
                         help="values kept per asset partition, the current one included "
                              f"(default {KEEP_VERSIONS})")
