@@ -104,7 +104,7 @@ def test_kmeans_change_recomputes_only_clustering_and_below(cache_copy):
     assert recomputed == downstream_of("paper/clusters_latent")
     assert recomputed == {"paper/clusters_latent", "paper/cluster_assignments", "paper/clustering_metrics",
                           "paper/seed_spread", "paper/paper_comparison", "paper/figure_latent_centroids",
-                          "paper/figure_manifold", "paper/test_scores"}
+                          "paper/figure_manifold", "paper/test_scores", "figure_comparison"}
     assert reused["paper/trained_vae"] and reused["paper/latent_representation"]
 
 

@@ -166,6 +166,9 @@ def comparison_figure(spreads: dict, title: str = "") -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 1.6 * len(spaces) + 2.5) * 1.6, 3.6), sharey=True)
     width = 0.8 / max(1, len(spreads))
     for ax, metric, name in zip(axes, ("accuracy", "nmi"), ("accuracy", "NMI")):
+        if not any(f"{metric}_mean" in table for table in spreads.values()):
+            ax.text(0.5, 0.5, "no labels: the dataset has none to score against", ha="center",
+                    va="center", transform=ax.transAxes, color="gray")
         for i, (variant, table) in enumerate(spreads.items()):
             rows = table.set_index("representation").reindex(spaces)
             if f"{metric}_mean" not in rows:
@@ -178,7 +181,8 @@ def comparison_figure(spreads: dict, title: str = "") -> Figure:
         ax.set_ylim(0, 1)
         ax.set_title(name)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(title="variant", loc="upper left", fontsize="small")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(title="variant", loc="upper left", fontsize="small")
     seeds = sorted({int(t["n_seeds"].max()) for t in spreads.values()})
     spread_note = (f"mean ± sd over {seeds[0]} seeds" if seeds == [seeds[0]] and seeds[0] > 1
                    else "one seed" if seeds == [1] else f"{seeds} seeds")
