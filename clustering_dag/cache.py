@@ -114,6 +114,12 @@ def prune_cache(root: UPath, keep: int, grace: float, dry_run: bool = False) -> 
     return removed
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("a whole number of at least 1 (the current value is always kept)")
+    return int(text)
+
+
 def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", default=None,
                         help="the cache's folder or URL (default: $CLUSTERING_DAG_CACHE_DIR or data/)")
@@ -125,7 +131,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     pruned = commands.add_parser("prune", help="remove the oldest kept values",
                                  epilog="example:\n  clustering-dag cache prune --keep 2 --dry-run",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    pruned.add_argument("--keep", type=int, default=KEEP_VERSIONS,
+    pruned.add_argument("--keep", type=_at_least_one, default=KEEP_VERSIONS,
                         help="values kept per asset partition, the current one included "
                              f"(default {KEEP_VERSIONS})")
     pruned.add_argument("--grace", type=float, default=GRACE_SECONDS,
@@ -142,8 +148,6 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         sys.stdout.write(listing(root, args.asset) + "\n")
         return 0
-    if args.keep < 1:
-        raise DataError("--keep must be at least 1 (the current value is always kept).")
     removed = prune_cache(root, args.keep, args.grace, args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for v in removed:

@@ -69,8 +69,9 @@ def render(args: str, root: Path, where: str) -> str:
     return accuracy_markdown(chosen, options.get("metric", "accuracy"))
 
 
-def update(page: Path, root: Path) -> tuple[str, list[str]]:
-    """The page with every block written from its stored run, and the blocks that changed."""
+def update(page: Path, root: Path) -> tuple[str, list[str], int]:
+    """The page with every block written from its stored run, the blocks that changed, and how
+    many blocks it holds."""
     text, changed = page.read_text(), []
 
     def write(match: re.Match) -> str:
@@ -81,7 +82,8 @@ def update(page: Path, root: Path) -> tuple[str, list[str]]:
             changed.append(where)
         return match["open"] + body + match["close"]
 
-    return BLOCK.sub(write, text), changed
+    new, blocks = BLOCK.subn(write, text)
+    return new, changed, blocks
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     for page in chosen:
         if not page.is_relative_to(root):
             raise DataError(f"{page} is not a page of the project at {root}; name --root.")
-        new, changed = update(page, root)
-        blocks += len(BLOCK.findall(page.read_text()))
+        new, changed, found = update(page, root)
+        blocks += found
         stale += changed
         if changed and not args.check:
             page.write_text(new)

@@ -158,7 +158,7 @@ def _made(run: dict) -> str:
 def markdown(found: list[dict]) -> str:
     """Each table as the pages show it: a heading line with its settings, then a row per space."""
     from clustering_dag.core.paper import PAPER_TABLE, describe_settings
-    from clustering_dag.core.seeds import mean_sd
+    from clustering_dag.core.seeds import mean_sd, seeds_note
 
     lines = []
     for table in found:
@@ -166,10 +166,9 @@ def markdown(found: list[dict]) -> str:
         comparable = table["comparable"]
         paper = PAPER_TABLE.get(table["dataset"]) if comparable else None
         note = "" if paper is None else " (paper)"
-        n_seeds = int(spread["n_seeds"].max())
-        seeds = f"; mean ± sd over {n_seeds} seeds" if n_seeds > 1 else "; one seed"
+        seeds = seeds_note([spread["n_seeds"].max()])
         lines += [f"\n**{table['dataset']}, variant `{table['variant']}`** (noisy test set) — "
-                  f"{describe_settings(table['settings'], comparable)}{seeds}{_made(table['run'])}\n",
+                  f"{describe_settings(table['settings'], comparable)}; {seeds}{_made(table['run'])}\n",
                   "| representation | dim | " + " | ".join(
                       HEADERS[m] + (note if i < 3 else "") for i, m in enumerate(METRICS)) + " |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -215,12 +214,12 @@ def accuracy_markdown(found: list[dict], metric: str = "accuracy") -> str:
 def provenance(found: list[dict]) -> str:
     """One line saying where a table of several runs' numbers comes from: profiles, seeds, the
     runs' commits and dates."""
+    from clustering_dag.core.seeds import seeds_note
+
     def listed(values) -> str:
         return ", ".join(sorted({str(v) for v in values if v})) or "unknown"
 
-    seeds = sorted({len({r["seed"] for r in t["rows"]}) for t in found})
-    one = len(seeds) == 1
-    spread = f"mean ± sd over {seeds[0]} seeds" if one and seeds[0] > 1 else f"seeds: {listed(seeds)}"
+    spread = seeds_note(len({r["seed"] for r in t["rows"]}) for t in found)
     return (f"Profile {listed(t['settings'].get('profile') for t in found)}, {spread}; made at commit "
             f"{listed(t['run'].get('commit') for t in found)} on "
             f"{listed((t['run'].get('made_at') or '')[:10] for t in found)}.")

@@ -55,7 +55,8 @@ def test_a_missing_cache_is_one_line_naming_it_and_the_fix(argv, tmp_path, capsy
 def test_an_empty_cache_or_a_bad_argument_exits_non_zero(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 1
     assert "no tables in the cache" in capsys.readouterr().err
-    for argv in (["report", "--format", "xml"], ["cache", "prune", "--keep", "x"], ["score", "f.npz"]):
+    for argv in (["report", "--format", "xml"], ["cache", "prune", "--keep", "x"],
+                 ["cache", "prune", "--keep", "0"], ["score", "f.npz"]):
         with pytest.raises(SystemExit) as done:
             main(argv)
         assert done.value.code == 2

@@ -183,9 +183,9 @@ def comparison_figure(spreads: dict, title: str = "") -> Figure:
         ax.grid(axis="y", alpha=0.3)
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(title="variant", loc="upper left", fontsize="small")
-    seeds = sorted({int(t["n_seeds"].max()) for t in spreads.values()})
-    spread_note = (f"mean ± sd over {seeds[0]} seeds" if seeds == [seeds[0]] and seeds[0] > 1
-                   else "one seed" if seeds == [1] else f"{seeds} seeds")
+    from clustering_dag.core.seeds import seeds_note
+
+    spread_note = seeds_note(t["n_seeds"].max() for t in spreads.values())
     fig.suptitle(f"{title} ({spread_note}; noisy test set)" if title else spread_note)
     fig.tight_layout()
     return fig

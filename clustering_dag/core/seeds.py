@@ -26,6 +26,15 @@ def spread(runs: pd.DataFrame) -> pd.DataFrame:
     return out.loc[order].reset_index()
 
 
+def seeds_note(counts) -> str:
+    """What a table's cells are, from its tables' seed counts: ``mean ± sd over 3 seeds``, ``one
+    seed``, or the counts when they differ."""
+    counts = sorted({int(n) for n in counts})
+    if len(counts) > 1:
+        return f"seeds: {', '.join(map(str, counts))}"
+    return "one seed" if counts == [1] else f"mean ± sd over {counts[0]} seeds"
+
+
 def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
     """``0.912 ± 0.014``; the mean alone when there is no spread to show (one seed)."""
     if not np.isfinite(mean):

@@ -190,20 +190,14 @@ def figure_k_sweep(context: AssetExecutionContext, config: SweepConfig, latent_r
     return {"k_sweep": figures.k_sweep_figure(rows, chosen=latent.n_clusters)}
 
 
-def comparison_asset(variants: tuple[str, ...]):
-    @cached_asset(group="figures", kind="png", kinds={"matplotlib"}, figures=("comparison",),
-                  reads=tuple(f"{v}__seed_spread" for v in variants))
-    def figure_comparison(context: AssetExecutionContext, **inputs):
-        """Every variant and space of a dataset side by side: accuracy and NMI on the noisy test
-        set, the seeds' spread as error bars (the `seeds` profile runs three seeds)."""
-        from clustering_dag.core import figures
-        from clustering_dag.core.datasets import dataset_title
-        from clustering_dag.core.seeds import spread
+@cached_asset(group="figures", kind="png", kinds={"matplotlib"}, figures=("comparison",),
+              reads=tuple(f"{v}__seed_spread" for v in VARIANTS))
+def figure_comparison(context: AssetExecutionContext, **inputs):
+    """Every variant and space of a dataset side by side: accuracy and NMI on the noisy test set,
+    the seeds' spread as error bars (the `seeds` profile runs three seeds)."""
+    from clustering_dag.core import figures
+    from clustering_dag.core.datasets import dataset_title
+    from clustering_dag.core.seeds import spread
 
-        spreads = {v: spread(inputs[f"{v}__seed_spread"]) for v in variants}
-        return {"comparison": figures.comparison_figure(spreads, dataset_title(context.partition_key))}
-
-    return figure_comparison
-
-
-figure_comparison = comparison_asset(tuple(VARIANTS))
+    spreads = {v: spread(inputs[f"{v}__seed_spread"]) for v in VARIANTS}
+    return {"comparison": figures.comparison_figure(spreads, dataset_title(context.partition_key))}
