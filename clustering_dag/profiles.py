@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from clustering_dag.core.configs import ManifoldConfig
 from clustering_dag.core.spaces import SPACES
 from clustering_dag.core.variants import VARIANTS, variant_config
 
@@ -42,43 +43,54 @@ EXTRA_SEEDS = [1, 2]
 def seeds() -> dict:
     """The paper's settings, with each variant's whole chain (VAE, UMAP, clusters) run again under
     two more seeds: every metric as mean ± sd over three seeds (seed_spread)."""
-    return _ops({f"{v}__seed_spread": {"extra_seeds": list(EXTRA_SEEDS)} for v in VARIANTS})
+    return _ops({"shared_seed_spread": {"extra_seeds": list(EXTRA_SEEDS)},
+                 **{f"{v}__seed_spread": {"extra_seeds": list(EXTRA_SEEDS)} for v in VARIANTS}})
+
+
+def _manifolds(**config) -> dict:
+    """``config`` for every UMAP stage (each variant's, and the invariance code's), by op name."""
+    umap = [s for s in SPACES.values() if s.config is ManifoldConfig]
+    return {**{s.representation: dict(config) for s in umap if s.shared},
+            **{f"{v}__{s.representation}": dict(config) for s in umap if not s.shared for v in VARIANTS}}
 
 
 def quick() -> dict:
-    """10,000 training and 1,000 test images, 10 epochs, light clustering, UMAP fitted on 2,000
-    codes (two restarts), 5 epochs per refinement round; t-SNE as in the full run (500
-    iterations, past the early-exaggeration phase), so the figures show real structure."""
-    ops: dict = {"raw_dataset": {"train_rows": 10_000, "test_rows": 1000}, **_kmeans(n_init=2)}
+    """10,000 training and 1,000 test images, 10 epochs (the invariance encoder 5), light
+    clustering, UMAP fitted on 2,000 codes (two restarts), 5 epochs per refinement round; t-SNE as
+    in the full run (500 iterations, past the early-exaggeration phase), so the figures show real
+    structure."""
+    ops: dict = {"raw_dataset": {"train_rows": 10_000, "test_rows": 1000}, **_kmeans(n_init=2),
+                 **_manifolds(fit_rows=2000, n_epochs=200, restarts=2),
+                 "trained_encoder": {"epochs": 5, "batch_size": 256}}
     for v in VARIANTS:
         ops[f"{v}__trained_vae"] = {"epochs": 10, "batch_size": 128}
         ops[f"{v}__figure_k_sweep"] = {"k_max": 12}
-        ops[f"{v}__manifold_representation"] = {"fit_rows": 2000, "n_epochs": 200, "restarts": 2}
         ops[f"{v}__refined_classifier"] = {"epochs": 5}
     return _ops(ops)
 
 
 def smoke() -> dict:
-    """3,000 training and 500 test images, 5 epochs in batches of 64, one k-means restart, UMAP
+    """3,000 training and 500 test images, 5 epochs in batches of 64 (the invariance encoder 2 in
+    batches of 256), one k-means restart, UMAP
     fitted on 1,000 codes (two restarts, 50 epochs), 10 epochs in batches of 32 per refinement
     round, t-SNE at its shortest (250 iterations): every asset of the graph in about a minute, to
     check that an installation or a change works end to end. Its numbers say little about the
     method."""
     ops: dict = {"raw_dataset": {"train_rows": 3000, "test_rows": 500}, **_kmeans(n_init=1),
-                 "tsne_original": {"max_iter": 250}}
+                 **_manifolds(fit_rows=1000, n_epochs=50, restarts=2),
+                 "trained_encoder": {"epochs": 2, "batch_size": 256}, "tsne_original": {"max_iter": 250}}
     for v in VARIANTS:
         ops[f"{v}__trained_vae"] = {"epochs": 5, "batch_size": 64}
         ops[f"{v}__tsne_embeddings"] = {"max_iter": 250}
         ops[f"{v}__figure_k_sweep"] = {"k_max": 12}
-        ops[f"{v}__manifold_representation"] = {"fit_rows": 1000, "n_epochs": 50, "restarts": 2}
         ops[f"{v}__refined_classifier"] = {"epochs": 10, "batch_size": 32}
     return _ops(ops)
 
 
 def small() -> dict:
     """For datasets of a few hundred rows: batches of 32, 300 epochs for the autoencoders and 100
-    per refinement round, so the networks take enough steps."""
-    ops: dict = {}
+    per refinement round and for the invariance encoder, so the networks take enough steps."""
+    ops: dict = {"trained_encoder": {"epochs": 100, "batch_size": 32}}
     for v in VARIANTS:
         ops[f"{v}__trained_vae"] = {"epochs": 300, "batch_size": 32}
         ops[f"{v}__refined_classifier"] = {"epochs": 100, "batch_size": 32}

@@ -82,7 +82,8 @@ def test_the_batches_location_reads_each_dataset_s_models():
     assert scored.code_version and scored.group_name == "scoring_dae"
     assert {k.to_user_string() for k in scored.parent_keys} == {
         "raw_dataset", "clusters_original", "dae/clusters_reconstructed", "dae/clusters_latent",
-        "dae/trained_vae", "dae/refined_classifier", "dae/test_scores"}
+        "dae/trained_vae", "dae/refined_classifier", "dae/test_scores", "trained_encoder",
+        "clusters_invariant"}
     main = defs.resolve_asset_graph()
     for key in scored.parent_keys:  # the main location makes every one of them
         assert main.get(key).is_materializable and not graph.get(key).is_materializable

@@ -32,9 +32,10 @@ def test_the_tables_and_the_scoring_read_every_space_of_the_registry():
         parents = {k.path[-1] for k in GRAPH.get(AssetKey(["dae", table])).parent_keys}
         assert {s.representation for s in SPACES.values()} <= parents
     scorable = [s for s in SPACES.values() if s.scorable]
-    assert [s.name for s in scorable] == ["original", "reconstructed", "latent", "refined"]
+    assert [s.name for s in scorable] == ["original", "reconstructed", "latent", "refined", "invariant"]
     assert scored_with(scorable) == ("clusters_original", "trained_vae", "clusters_reconstructed",
-                                     "clusters_latent", "refined_classifier")
+                                     "clusters_latent", "refined_classifier", "trained_encoder",
+                                     "clusters_invariant")
 
 
 def test_the_chain_runs_each_step_after_what_it_reads():
@@ -51,7 +52,8 @@ def test_the_chain_runs_each_step_after_what_it_reads():
 
 def test_the_model_assets_read_what_the_chain_gives_their_models():
     for name, model in MODELS.items():
-        parents = {k.path[-1] for k in GRAPH.get(AssetKey(["elbo", name])).parent_keys}
+        key = AssetKey(name) if model.shared else AssetKey(["elbo", name])
+        parents = {k.path[-1] for k in GRAPH.get(key).parent_keys}
         assert parents == set(model.inputs), name
 
 
@@ -60,7 +62,7 @@ def test_a_space_is_registered_once_and_must_say_how_it_is_clustered():
         add_space(SPACES["latent"])
     with pytest.raises(ValueError, match="clusters must be one of"):
         Space("bad", "clustered by hand", ("noisy_dataset",), original, clusters="by hand")
-    assert list(SPACES)[-1] == "refined"
+    assert list(SPACES)[-1] == "invariant_manifold"
 
 
 def test_a_shared_space_reads_shared_assets_only_and_none_comes_after_the_graph_is_made():

@@ -9,6 +9,11 @@ code path, whether Dagster runs a step or the chain does.
 A seed replaces every seed of the chain: the autoencoder's initialisation, batch order and
 sampled code, UMAP's, the cluster initialisations and the classifier's. The data stay as they
 are, the noise of the test set included.
+
+The chain has two parts: the *shared* steps, made from the data alone (the pixels' clusters, the
+invariance encoder and its spaces), the same for every variant, and each variant's own. The seeds
+of a dataset run the shared part once (``part="shared"``) and each variant's part once per variant
+(``part="variant"``), not the shared part again per variant.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class Step:
     name: str
     inputs: tuple[str, ...]
     run: Callable
+    shared: bool = False
 
 
 def make_space(space: Space, inputs: dict, config=None):
@@ -52,15 +58,16 @@ def steps() -> list[Step]:
     found: dict[str, Step] = {}
     for name, model in MODELS.items():
         found[name] = Step(name, model.inputs, lambda inputs, cfg, device, log, m=model: m.fit(
-            **{n: inputs[n] for n in m.inputs}, config=cfg, device=device, log=log))
+            **{n: inputs[n] for n in m.inputs}, config=cfg, device=device, log=log), model.shared)
     for space in SPACES.values():
         found[space.representation] = Step(
             space.representation, space.inputs,
-            lambda inputs, cfg, device, log, s=space: make_space(s, inputs, cfg))
+            lambda inputs, cfg, device, log, s=space: make_space(s, inputs, cfg), space.shared)
         if space.clustering:
             found[space.clustering] = Step(
                 space.clustering, (space.representation,),
-                lambda inputs, cfg, device, log, s=space: fit_space(inputs[s.representation], cfg).to_frame())
+                lambda inputs, cfg, device, log, s=space: fit_space(inputs[s.representation], cfg).to_frame(),
+                space.shared)
     ordered, done = [], set(DATA)
     while len(ordered) < len(found):
         ready = [s for s in found.values() if s.name not in done and set(s.inputs) <= done]
@@ -113,17 +120,25 @@ def metric_rows(spaces: list[Space], values: dict, assignments, silhouette_sampl
                       space_k(space, values), silhouette_sample) for space in spaces]
 
 
+PARTS = ("all", "shared", "variant")
+
+
 def run_chain(data: dict, configs: dict, seed: int, silhouette_sample: int | None = None,
-              device: str = "/CPU:0", log=None):
-    """The metric table of the chain run again under ``seed``: every step of :func:`steps` from
-    ``data`` (``raw_dataset``, ``noisy_dataset``) with its config in ``configs`` (by step name;
-    what :func:`config_of` reads from a run's values) reseeded; a row per space, with ``seed``,
-    the autoencoder's training seconds and its active latent dimensions."""
+              device: str = "/CPU:0", log=None, part: str = "all", keep: dict | None = None):
+    """The metric table of the chain run again under ``seed``: every step of :func:`steps` (of
+    ``part``: the shared steps, a variant's own, or all) from ``data`` (``raw_dataset``,
+    ``noisy_dataset``; for a variant's part, the shared values it reads too) with its config in
+    ``configs`` (by step name; what :func:`config_of` reads from a run's values) reseeded; a row
+    per space of that part, with ``seed``, and where an autoencoder was trained its seconds and
+    its active latent dimensions. ``keep``: a dict that receives every value made."""
     import pandas as pd
 
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     say = log or (lambda _: None)
     start, values = time.perf_counter(), dict(data)
-    for step in steps():
+    chosen = lambda shared: part == "all" or shared == (part == "shared")  # noqa: E731
+    for step in (s for s in steps() if chosen(s.shared)):
         config = configs.get(step.name)
         if config is not None and "seed" in {f.name for f in fields(config)}:
             config = replace(config, seed=seed)
@@ -132,12 +147,15 @@ def run_chain(data: dict, configs: dict, seed: int, silhouette_sample: int | Non
             trained = values[step.name]
             say(f"seed {seed}: autoencoder trained in {trained.seconds:.1f} s, "
                 f"{trained.diagnostics['active_dims']} of {config.latent_dim} latent dimensions active")
-    spaces = list(SPACES.values())
+    spaces = [s for s in SPACES.values() if chosen(s.shared)]
     assignments = {s.name: assign(s, values[s.representation], values.get(s.clustering)) for s in spaces}
     frame = pd.DataFrame(metric_rows(spaces, values, assignments, silhouette_sample))
     frame.insert(0, "seed", seed)
-    trained = values["trained_vae"]
-    frame["vae_seconds"] = round(trained.seconds, 2)
-    frame["active_latent_dims"] = trained.diagnostics["active_dims"]
+    if part != "shared":
+        trained = values["trained_vae"]
+        frame["vae_seconds"] = round(trained.seconds, 2)
+        frame["active_latent_dims"] = trained.diagnostics["active_dims"]
     frame["seconds"] = round(time.perf_counter() - start, 2)
+    if keep is not None:
+        keep.update(values)
     return frame

@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass, field, fields
 DEFAULT_SEED = 1234
 
 LIKELIHOODS = ("clipped_bce", "bernoulli", "gaussian", "mse")
+# The augmentations of each kind of data (clustering_dag.core.augment): "digits" (shifts and small
+# rotations, never a flip), "objects" (crops, horizontal flips, brightness), "features" (a table's
+# rows: noise only), or "auto" (the dataset's own kind).
+AUGMENTATIONS = ("auto", "none", "digits", "objects", "features")
 
 
 def about(text: str) -> dict:
@@ -61,8 +65,15 @@ class VAEConfig(StoredConfig):
         "Share of training over which the KL weight rises from 0 to beta."))
     free_bits: float = field(default=0.0, metadata=about(
         "Nats per latent dimension the KL may use unpenalised."))
+    augment: str = field(default="none", metadata=about(
+        "Train on randomly transformed copies of the images (DEC-DA): 'digits' (shifts up to 10 % "
+        "and rotations up to 10 degrees), 'objects' (crops, flips, brightness), 'auto' (the "
+        "dataset's kind) or 'none'. The input and its target get the same transformation."))
+    image_shape: tuple[int, ...] | None = None  # (height, width) of image rows: what augment transforms
 
     def __post_init__(self):
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if not 0 <= self.kl_warmup <= 1 or self.free_bits < 0:
@@ -176,3 +187,38 @@ class RefineConfig(StoredConfig):
         if not self.hidden or min(self.hidden) < 1 or self.noise < 0 or not 0 <= self.shift < 0.5:
             raise ValueError("hidden sizes must be positive, noise >= 0, shift in [0, 0.5)")
 
+
+
+@dataclass(frozen=True)
+class InvarianceConfig(StoredConfig):
+    """An encoder learned for invariance (SimCLR, Chen et al. 2020): two randomly augmented views of
+    each training image are pulled together and apart from every other image of the batch
+    (NT-Xent); the code clustered is the encoder's L2-normalised output."""
+
+    hidden: tuple[int, ...] = field(default=(1024, 1024), metadata=about("Encoder layer sizes."))
+    code_dim: int = field(default=64, metadata=about("Width of the code that is clustered."))
+    head: tuple[int, ...] = field(default=(256, 64), metadata=about(
+        "Projection head's layer sizes: the loss is taken on its output, the code before it."))
+    temperature: float = field(default=0.5, metadata=about("NT-Xent temperature."))
+    augment: str = field(default="auto", metadata=about(
+        "The views' augmentations: 'digits' (shifts, small rotations, no flip), 'objects' (crops "
+        "of 75-100 %, horizontal flips, brightness x0.7-1.3), 'features' (noise only), or 'auto' "
+        "(the dataset's kind: digits for MNIST, objects for Fashion-MNIST, digits for other "
+        "images, features for tables). Every view also gets Gaussian noise (`noise`)."))
+    noise: float = field(default=0.05, metadata=about("Gaussian noise added to every view."))
+    epochs: int = 40
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    seed: int = DEFAULT_SEED
+    input_dim: int = 784
+    image_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
+        if not self.hidden or min(self.hidden) < 1 or self.code_dim < 1 or not self.head or min(self.head) < 1:
+            raise ValueError("layer sizes must be positive")
+        if self.temperature <= 0 or self.noise < 0:
+            raise ValueError("temperature must be positive and noise >= 0")
+        if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0:
+            raise ValueError("epochs must be >= 1, batch_size >= 2, learning_rate > 0")

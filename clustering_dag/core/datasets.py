@@ -39,6 +39,7 @@ class DatasetSpec:
     n_train: int | None = None
     n_test: int | None = None
     title: str = ""  # as the tables and figures name it
+    kind: str = "digits"  # what leaves a class unchanged: clustering_dag.core.augment.KINDS
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -63,6 +64,7 @@ DATASETS: dict[str, DatasetSpec] = {
         name="fashion_mnist",
         folder="fashion-mnist",
         title="Fashion-MNIST",
+        kind="objects",
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         gz_md5={
             "train_images": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",

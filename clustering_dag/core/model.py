@@ -75,10 +75,17 @@ def classifier(config: RefineConfig) -> keras.Sequential:
     return model
 
 
-def build_with_weights(config: VAEConfig | RefineConfig, path: str):
-    """A model of ``config`` (a VAE, or the classifier) with the weights stored in ``path`` (see
+def build_with_weights(config, path: str):
+    """A model of ``config`` (a VAE, the classifier or the invariance encoder) with the weights stored in ``path`` (see
     :func:`~clustering_dag.core.trained.load_trained`, which reads the rest of the file without
     TensorFlow)."""
-    model = classifier(config) if isinstance(config, RefineConfig) else VAE(config)
+    from clustering_dag.core.configs import InvarianceConfig
+
+    if isinstance(config, InvarianceConfig):
+        from clustering_dag.core.invariance import network
+
+        model = network(config)
+    else:
+        model = classifier(config) if isinstance(config, RefineConfig) else VAE(config)
     model.load_weights(path)
     return model

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from clustering_dag.core.configs import ManifoldConfig
+from clustering_dag.core.configs import InvarianceConfig, ManifoldConfig
 
 # How a space is clustered: k-means (its clusters asset fits it on the training split), a Gaussian
 # mixture (full covariance by default), or the space itself says it (a classifier's
@@ -113,6 +113,22 @@ def manifold(latent_representation, config):
     return embed(latent_representation, config)
 
 
+def invariant(trained_encoder, noisy_dataset, config=None):
+    """The invariance encoder's L2-normalised code of every noisy training and test image."""
+    from clustering_dag.core.invariance import invariant_representation
+
+    return invariant_representation(trained_encoder, noisy_dataset)
+
+
+def invariant_manifold(invariant_representation, config):
+    """UMAP of the invariance code, as the manifold stage does for an autoencoder's."""
+    from clustering_dag.core.manifold import embed
+
+    made = embed(invariant_representation, config)
+    made.meta["representation"] = "invariant_manifold"
+    return made
+
+
 def refined(refined_classifier, noisy_dataset, config=None):
     """The refined classifier's cluster probabilities of every noisy training and test image."""
     from clustering_dag.core.refine import refined_representation
@@ -143,6 +159,12 @@ def project_latent(values: dict, x, memo: dict):
     return _autoencoded(values, x, memo)[0]
 
 
+def project_invariant(values: dict, x, memo: dict):
+    from clustering_dag.core.invariance import encode
+
+    return encode(values["trained_encoder"], x)
+
+
 def project_refined(values: dict, x, memo: dict):
     from clustering_dag.core.refine import predict_proba
 
@@ -154,10 +176,11 @@ def project_refined(values: dict, x, memo: dict):
 __registries__ = ("SPACES", "MODELS")
 
 
-def chain_functions() -> tuple:
-    """What the whole chain runs: every model's ``fit`` and every space's ``make`` (not how new
-    rows are scored)."""
-    return (*(m.fit for m in MODELS.values()), *(s.make for s in SPACES.values()))
+def chain_functions(shared_only: bool = False) -> tuple:
+    """What the whole chain runs (or its shared part): every model's ``fit`` and every space's
+    ``make`` (not how new rows are scored)."""
+    return (*(m.fit for m in MODELS.values() if m.shared or not shared_only),
+            *(s.make for s in SPACES.values() if s.shared or not shared_only))
 
 
 # --- the models spaces are made with ------------------------------------------------------------
@@ -166,11 +189,13 @@ def chain_functions() -> tuple:
 class Model:
     """A trained model some spaces are made with: ``fit(**inputs, config=..., device=..., log=...)``
     returns a :class:`~clustering_dag.core.trained.TrainedModel` whose ``config`` says how it was
-    trained."""
+    trained. ``shared``: made from the data alone (no variant's autoencoder), one for every
+    variant."""
 
     name: str
     inputs: tuple[str, ...]
     fit: Callable
+    shared: bool = False
 
 
 def train_autoencoder(raw_dataset, noisy_dataset, config, device: str = "/CPU:0", log=None,
@@ -182,7 +207,12 @@ def train_autoencoder(raw_dataset, noisy_dataset, config, device: str = "/CPU:0"
 
     from clustering_dag.core.vae import train_vae
 
+    from clustering_dag.core.augment import resolve
+
     rows = len(raw_dataset.train_x)
+    shape = raw_dataset.image_shape
+    config = replace(config, augment=resolve(config.augment, raw_dataset) if config.augment != "none" else "none",
+                     image_shape=tuple(shape) if shape else None)
     if config.batch_size > rows:
         if log:
             log(f"batch_size {config.batch_size} > {rows} training rows: using {rows}")
@@ -190,6 +220,24 @@ def train_autoencoder(raw_dataset, noisy_dataset, config, device: str = "/CPU:0"
     train = config.training_data(raw_dataset, noisy_dataset).train_x
     targets = config.training_targets(raw_dataset, noisy_dataset).train_x
     return train_vae(config, train, device=device, on_epoch=on_epoch, targets=targets)
+
+
+def train_invariance(noisy_dataset, config: InvarianceConfig, device: str = "/CPU:0", log=None,
+                     on_epoch=None):
+    """The invariance encoder of ``config`` trained on the noisy training images, with the
+    augmentations of the dataset's kind (``augment: auto``) or those ``config`` names; batches of
+    at most the training rows."""
+    from dataclasses import replace
+
+    from clustering_dag.core.augment import resolve
+    from clustering_dag.core.invariance import train_encoder
+
+    rows, shape = len(noisy_dataset.train_x), noisy_dataset.image_shape
+    config = replace(config, input_dim=noisy_dataset.dim, image_shape=tuple(shape) if shape else None,
+                     augment=resolve(config.augment, noisy_dataset), batch_size=min(config.batch_size, rows))
+    if log:
+        log(f"invariance encoder on {rows:,} rows, {config.augment} augmentations: {config}")
+    return train_encoder(config, noisy_dataset.train_x, config.augment, device=device, on_epoch=on_epoch)
 
 
 def train_refined(noisy_dataset, manifold_representation, clusters_manifold, config,
@@ -213,6 +261,7 @@ MODELS: dict[str, Model] = {
     "refined_classifier": Model("refined_classifier",
                                 ("noisy_dataset", "manifold_representation", "clusters_manifold"),
                                 train_refined),
+    "trained_encoder": Model("trained_encoder", ("noisy_dataset",), train_invariance, shared=True),
 }
 
 # --- the registry -------------------------------------------------------------------------------
@@ -236,7 +285,8 @@ def add_space(space: Space) -> Space:
 def _check_inputs(space: Space, before: dict) -> None:
     """Everything ``space`` reads is made before it; a shared space reads shared assets only."""
     earlier = [s for s in before.values() if s.shared or not space.shared]
-    known = {*DATA, *(() if space.shared else MODELS), *(s.representation for s in earlier),
+    models = [name for name, model in MODELS.items() if model.shared or not space.shared]
+    known = {*DATA, *models, *(s.representation for s in earlier),
              *(s.clustering for s in earlier if s.clustering)}
     unknown = [name for name in space.inputs if name not in known]
     unknown += [name for name in space.project_inputs if name not in known | {space.representation}]
@@ -267,6 +317,11 @@ SPACES: dict[str, Space] = _registry(
     Space("refined", "classifier self-trained on the manifold clusters",
           ("refined_classifier", "noisy_dataset"), refined, clusters="classifier",
           project=project_refined, project_inputs=("refined_classifier",)),
+    Space("invariant", "code learned for invariance to augmentations",
+          ("trained_encoder", "noisy_dataset"), invariant, project=project_invariant,
+          project_inputs=("trained_encoder",), shared=True, drawn=("voronoi",)),
+    Space("invariant_manifold", "UMAP of invariant, GMM", ("invariant_representation",),
+          invariant_manifold, clusters="mixture", config=ManifoldConfig, shared=True, kinds=("umap",)),
 )
 
 

@@ -1,4 +1,4 @@
-"""A trained network (the VAE, or the self-labelling classifier) and its file: Keras HDF5 weights
+"""A trained network (the VAE, the self-labelling classifier or the invariance encoder) and its file: Keras HDF5 weights
 with the config, the training history, the diagnostics and (given by the caller) a cache key as
 attributes (no pickle).
 Opening a file reads those attributes with h5py only; the Keras model, and so TensorFlow, loads
@@ -11,12 +11,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from clustering_dag.core.configs import RefineConfig
+from clustering_dag.core.configs import InvarianceConfig, RefineConfig
 from clustering_dag.core.errors import DataError
 from clustering_dag.core.variants import VAEConfig
 
 # What kind of network a file holds, and the config that describes it.
-CONFIGS = {"vae": VAEConfig, "classifier": RefineConfig}
+CONFIGS = {"vae": VAEConfig, "classifier": RefineConfig, "encoder": InvarianceConfig}
 
 
 class TrainedModel:

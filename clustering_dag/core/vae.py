@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from clustering_dag.core.arrays import Splits
+from clustering_dag.core.augment import transform
 from clustering_dag.core.model import VAE
 from clustering_dag.core.tf_env import keras, tf, tfd
 from clustering_dag.core.trained import TrainedModel
@@ -110,6 +111,7 @@ def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
         wanted = data if targets is x else tf.constant(targets)
         sampler = tf.random.Generator.from_seed(config.seed)
         bs = config.batch_size
+        augment = config.augment not in ("none", "features") and config.image_shape
         warmup_steps = config.kl_warmup * config.epochs * steps
 
         @tf.function
@@ -121,6 +123,10 @@ def train_vae(config: VAEConfig, x: np.ndarray, device: str = "/CPU:0",
             for i in tf.range(steps):
                 rows = perm[i * bs:(i + 1) * bs]
                 batch, target = tf.gather(data, rows), tf.gather(wanted, rows)
+                if augment:  # one random map per row, the same for its input and its target
+                    both = transform(tf.concat([batch, target], 1), config.augment,
+                                     tf.stack([config.seed, epoch * 100_003 + i]), config.image_shape)
+                    batch, target = both[:, :config.input_dim], both[:, config.input_dim:]
                 beta = config.beta
                 if warmup_steps > 0:  # KL warm-up: the weight rises linearly over the first steps
                     done = tf.cast((epoch - 1) * steps + i + 1, tf.float32)

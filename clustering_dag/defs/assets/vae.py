@@ -16,7 +16,7 @@ from clustering_dag.defs.versioning import unversioned
 # The variant fixes the latent code and the training images, and gives the other defaults.
 TrainingConfig = dagster_config(
     VAEConfig, "TrainingConfig",
-    exclude=("input_dim", "code", "train_on_noisy", "denoising", "deterministic"),
+    exclude=("input_dim", "code", "train_on_noisy", "denoising", "deterministic", "image_shape"),
     unset={k: "the variant's" for k in ("hidden", "beta", "likelihood", "epochs", "batch_size",
                                          "kl_warmup", "free_bits")})
 
