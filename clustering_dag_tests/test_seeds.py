@@ -63,7 +63,7 @@ def test_the_runs_own_seed_reproduces_its_table_and_another_seed_differs(shared_
     assert (other["seed"] == 7).all() and (other["active_latent_dims"] > 0).all()
     base = expected.set_index("representation")
     assert np.allclose(other.loc["original", ["dbi", "chs"]], base.loc["original", ["dbi", "chs"]], rtol=0.2)
-    for space in ("reconstructed", "latent", "manifold", "refined"):  # a new VAE: new numbers
+    for space in ("reconstructed", "latent", "manifold", "refined", "invariant"):  # new networks: new numbers
         assert not np.isclose(other.loc[space, "dbi"], base.loc[space, "dbi"], rtol=1e-4), space
     # Still a learned code: as good as the run's own seed's, give or take 0.1 (chance: 0.1).
     assert other.loc["latent", "accuracy"] > base.loc["latent", "accuracy"] - 0.1
@@ -74,12 +74,27 @@ def test_seed_spread_asset_adds_seeds_and_the_comparison_reads_them(graph_copy):
     from clustering_dag.definitions import all_assets, resources
 
     key = AssetKey(["paper", "seed_spread"])
-    config = {"ops": {"paper__seed_spread": {"config": {"extra_seeds": [1234, 7, 7]}}}}  # 1234: the run's
-    result = materialize(all_assets, selection=[key, AssetKey(["paper", "paper_comparison"])],
+    seeds = {"extra_seeds": [1234, 7, 7]}  # 1234: the run's
+    alone = materialize(all_assets, selection=[key], partition_key="mnist", resources=resources,
+                        run_config={"ops": {"paper__seed_spread": {"config": seeds}}}, raise_on_error=False)
+    assert not alone.success  # the shared spaces were not run under seed 7
+    assert "shared_seed_spread has no rows for seeds [7]" in alone.get_step_failure_events()[0].step_failure_data.error.to_string()
+    config = {"ops": {"paper__seed_spread": {"config": seeds}, "shared_seed_spread": {"config": seeds}}}
+    result = materialize(all_assets, selection=[AssetKey("shared_seed_spread"), key,
+                                                AssetKey(["paper", "paper_comparison"])],
                          partition_key="mnist", run_config=config, resources=resources)
     assert result.success
     runs = result.output_for_node("paper__seed_spread")
     assert sorted(set(runs["seed"])) == [7, 1234] and len(runs) == 2 * len(SPACES)
+    assert list(runs["representation"]) == 2 * list(SPACES)  # each seed's rows in the registry's order
+    shared = result.output_for_node("shared_seed_spread")  # the shared part ran once, under seed 7
+    from clustering_dag.core.spaces import SPACES as REGISTRY
+
+    assert set(shared["seed"]) == {7} and set(shared["representation"]) == {
+        name for name, space in REGISTRY.items() if space.shared}
+    pd.testing.assert_frame_equal(
+        runs[runs["seed"] == 7].set_index("representation").loc[shared["representation"], ["dbi", "accuracy"]],
+        shared.set_index("representation")[["dbi", "accuracy"]])
     main = graph_copy.result.output_for_node("paper__clustering_metrics")
     pd.testing.assert_frame_equal(runs[runs["seed"] == 1234][main.columns].reset_index(drop=True), main)
     meta = result.asset_materializations_for_node("paper__seed_spread")[0].metadata
