@@ -32,7 +32,7 @@ def follow_upstream(spec):
     """Declarative automation: when an upstream asset's data changes, what depends on it follows
     (once the default automation sensor is switched on in the UI). Roots stay manual, and so does
     training, which is the one step worth deciding on by hand."""
-    if not spec.deps or spec.key.path[-1] == "trained_vae":
+    if not spec.deps or spec.key.path[-1] in ("trained_vae", "trained_encoder"):
         return spec
     return spec.replace_attributes(automation_condition=follows_data_changes())
 

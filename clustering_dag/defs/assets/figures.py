@@ -139,6 +139,30 @@ def figure_manifold(context: AssetExecutionContext, manifold_representation, clu
         for name, three_d in (("manifold", True), ("manifold_2d", False))}
 
 
+@cached_asset(**{**FIGURE, "per_variant": False}, figures=("invariant", "invariant_2d"))
+def figure_invariant(context: AssetExecutionContext, invariant_representation, clusters_invariant,
+                     invariant_manifold_representation, clusters_invariant_manifold):
+    """The invariance code of the noisy test set, seen through its UMAP (first three components):
+    coloured by true label, by the k-means clusters of the code itself, and by the UMAP stage's
+    Gaussian mixture."""
+    import numpy as np
+
+    from clustering_dag.core import figures
+    from clustering_dag.core.clustering import ClusterModel
+
+    umap = invariant_manifold_representation
+    coords = umap.test_x if umap.dim >= 3 else np.pad(umap.test_x, ((0, 0), (0, 3 - umap.dim)))
+    labels = umap.test_y if umap.test_y is not None else np.full(len(coords), -1)
+    clusters = {"by true label": labels,
+                "by k-means of the code": ClusterModel.from_frame(clusters_invariant).predict(
+                    invariant_representation.test_x),
+                "by the UMAP stage's mixture": ClusterModel.from_frame(clusters_invariant_manifold).predict(umap.test_x)}
+    return {name: figures.tsne_figure(
+        {title: coords for title in clusters}, clusters, three_d=three_d, method="UMAP",
+        note=f"{len(coords):,} noisy test images; a {invariant_representation.dim}-d code")
+        for name, three_d in (("invariant", True), ("invariant_2d", False))}
+
+
 def voronoi_asset(spaces: list[Space]):
     @cached_asset(**FIGURE, figures=("voronoi",), reads=tuple(s.representation for s in spaces))
     def figure_voronoi(context: AssetExecutionContext, config: VoronoiConfig, **inputs):
