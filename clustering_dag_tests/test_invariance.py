@@ -38,7 +38,8 @@ def test_each_kind_transforms_as_it_says_and_one_map_serves_an_image_and_its_tar
         other = transform(tf.constant(x), kind, tf.constant([1, 3]), (28, 28)).numpy()
         assert once.shape == x.shape and np.array_equal(once, again) and not np.allclose(once, other)
         assert not np.allclose(once, x) and np.isfinite(once).all()
-        both = transform(tf.constant(np.concatenate([x, 1 - x], 1)), kind, tf.constant([1, 2]), (28, 28)).numpy()
+        pair = tf.constant(np.concatenate([x, 1 - x], 1))
+        both = transform(pair, kind, tf.constant([1, 2]), (28, 28)).numpy()
         np.testing.assert_allclose(both[:, :784], once, atol=1e-5)  # the same map for both halves
     # Digits: shifts and small rotations keep the ink (no crop cuts it, no brightness scales it).
     digits = transform(tf.constant(x), "digits", tf.constant([1, 2]), (28, 28)).numpy()

@@ -78,7 +78,8 @@ def test_seed_spread_asset_adds_seeds_and_the_comparison_reads_them(graph_copy):
     alone = materialize(all_assets, selection=[key], partition_key="mnist", resources=resources,
                         run_config={"ops": {"paper__seed_spread": {"config": seeds}}}, raise_on_error=False)
     assert not alone.success  # the shared spaces were not run under seed 7
-    assert "shared_seed_spread has no rows for seeds [7]" in alone.get_step_failure_events()[0].step_failure_data.error.to_string()
+    error = alone.get_step_failure_events()[0].step_failure_data.error.to_string()
+    assert "shared_seed_spread has no rows for seeds [7]" in error
     config = {"ops": {"paper__seed_spread": {"config": seeds}, "shared_seed_spread": {"config": seeds}}}
     result = materialize(all_assets, selection=[AssetKey("shared_seed_spread"), key,
                                                 AssetKey(["paper", "paper_comparison"])],
@@ -92,9 +93,9 @@ def test_seed_spread_asset_adds_seeds_and_the_comparison_reads_them(graph_copy):
 
     assert set(shared["seed"]) == {7} and set(shared["representation"]) == {
         name for name, space in REGISTRY.items() if space.shared}
-    pd.testing.assert_frame_equal(
-        runs[runs["seed"] == 7].set_index("representation").loc[shared["representation"], ["dbi", "accuracy"]],
-        shared.set_index("representation")[["dbi", "accuracy"]])
+    seven = runs[runs["seed"] == 7].set_index("representation")
+    pd.testing.assert_frame_equal(seven.loc[shared["representation"], ["dbi", "accuracy"]],
+                                  shared.set_index("representation")[["dbi", "accuracy"]])
     main = graph_copy.result.output_for_node("paper__clustering_metrics")
     pd.testing.assert_frame_equal(runs[runs["seed"] == 1234][main.columns].reset_index(drop=True), main)
     meta = result.asset_materializations_for_node("paper__seed_spread")[0].metadata

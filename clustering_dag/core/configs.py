@@ -217,7 +217,7 @@ class InvarianceConfig(StoredConfig):
     def __post_init__(self):
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
-        if not self.hidden or min(self.hidden) < 1 or self.code_dim < 1 or not self.head or min(self.head) < 1:
+        if min((*self.hidden, *self.head, self.code_dim), default=0) < 1 or not self.hidden or not self.head:
             raise ValueError("layer sizes must be positive")
         if self.temperature <= 0 or self.noise < 0:
             raise ValueError("temperature must be positive and noise >= 0")

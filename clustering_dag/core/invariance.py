@@ -120,7 +120,9 @@ def encode(trained: TrainedModel, x: np.ndarray, chunk: int = 8192) -> np.ndarra
     encoder = encoder_of(trained.model)
     codes = [tf.math.l2_normalize(encoder(tf.constant(x[i:i + chunk], tf.float32)), axis=1).numpy()
              for i in range(0, len(x), chunk)]
-    return np.concatenate(codes).astype(np.float32) if codes else np.zeros((0, trained.config.code_dim), np.float32)
+    if not codes:
+        return np.zeros((0, trained.config.code_dim), np.float32)
+    return np.concatenate(codes).astype(np.float32)
 
 
 def invariant_representation(trained: TrainedModel, noisy: Splits) -> Splits:

@@ -76,7 +76,8 @@ def classifier(config: RefineConfig) -> keras.Sequential:
 
 
 def build_with_weights(config, path: str):
-    """A model of ``config`` (a VAE, the classifier or the invariance encoder) with the weights stored in ``path`` (see
+    """A model of ``config`` (a VAE, the classifier or the invariance encoder) with the weights
+    stored in ``path`` (see
     :func:`~clustering_dag.core.trained.load_trained`, which reads the rest of the file without
     TensorFlow)."""
     from clustering_dag.core.configs import InvarianceConfig

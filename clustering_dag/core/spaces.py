@@ -205,13 +205,11 @@ def train_autoencoder(raw_dataset, noisy_dataset, config, device: str = "/CPU:0"
     at most the training rows."""
     from dataclasses import replace
 
+    from clustering_dag.core.augment import resolve
     from clustering_dag.core.vae import train_vae
 
-    from clustering_dag.core.augment import resolve
-
-    rows = len(raw_dataset.train_x)
-    shape = raw_dataset.image_shape
-    config = replace(config, augment=resolve(config.augment, raw_dataset) if config.augment != "none" else "none",
+    rows, shape = len(raw_dataset.train_x), raw_dataset.image_shape
+    config = replace(config, augment=resolve(config.augment, raw_dataset),
                      image_shape=tuple(shape) if shape else None)
     if config.batch_size > rows:
         if log:

@@ -1,4 +1,5 @@
-"""A trained network (the VAE, the self-labelling classifier or the invariance encoder) and its file: Keras HDF5 weights
+"""A trained network (the VAE, the self-labelling classifier or the invariance encoder) and its
+file: Keras HDF5 weights
 with the config, the training history, the diagnostics and (given by the caller) a cache key as
 attributes (no pickle).
 Opening a file reads those attributes with h5py only; the Keras model, and so TensorFlow, loads

@@ -153,10 +153,10 @@ def figure_invariant(context: AssetExecutionContext, invariant_representation, c
     umap = invariant_manifold_representation
     coords = umap.test_x if umap.dim >= 3 else np.pad(umap.test_x, ((0, 0), (0, 3 - umap.dim)))
     labels = umap.test_y if umap.test_y is not None else np.full(len(coords), -1)
+    kmeans, mixture = (ClusterModel.from_frame(c) for c in (clusters_invariant, clusters_invariant_manifold))
     clusters = {"by true label": labels,
-                "by k-means of the code": ClusterModel.from_frame(clusters_invariant).predict(
-                    invariant_representation.test_x),
-                "by the UMAP stage's mixture": ClusterModel.from_frame(clusters_invariant_manifold).predict(umap.test_x)}
+                "by k-means of the code": kmeans.predict(invariant_representation.test_x),
+                "by the UMAP stage's mixture": mixture.predict(umap.test_x)}
     return {name: figures.tsne_figure(
         {title: coords for title in clusters}, clusters, three_d=three_d, method="UMAP",
         note=f"{len(coords):,} noisy test images; a {invariant_representation.dim}-d code")

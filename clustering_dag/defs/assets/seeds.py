@@ -66,7 +66,8 @@ def shared_spread_asset(chain: tuple[str, ...]):
         seeded = [c.seed for c in configs.values() if c is not None and hasattr(c, "seed")]
         extra = _extra(config.extra_seeds, seeded[0] if seeded else DEFAULT_SEED)
         test_rows = len(values["noisy_dataset"].test_x)
-        sample = config.silhouette_sample if config.silhouette_sample and config.silhouette_sample < test_rows else None
+        sample = config.silhouette_sample
+        sample = sample if sample and sample < test_rows else None
         data = {name: values[name] for name in DATA}
         device = accelerator.select(context.log) if extra else None
         runs = [run_chain(data, configs, s, sample, device, context.log.info, part="shared") for s in extra]
@@ -109,7 +110,8 @@ def spread_asset(chain: tuple[str, ...]):
             first = clustering_metrics.iloc[0]
             sample = int(first["silhouette_rows"]) if first["silhouette_rows"] < first["test_rows"] else None
             shared_rows = shared_seed_spread[shared_seed_spread["seed"].isin(extra)]
-            if len(shared_rows) and int(shared_rows["silhouette_rows"].iloc[0]) != int(first["silhouette_rows"]):
+            measured = set(shared_rows["silhouette_rows"].astype(int))
+            if measured and measured != {int(first["silhouette_rows"])}:
                 raise DataError("shared_seed_spread measured the silhouette on another number of rows "
                                 "than clustering_metrics: give both the same silhouette_sample.")
             shared = {step.name for step in steps() if step.shared}
