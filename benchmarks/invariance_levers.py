@@ -1,4 +1,4 @@
-"""Benchmark: one seed (1234) of the levers of issue "Beyond the autoencoder", outside the
+"""Benchmark: one seed (1234) of the invariance encoder and the augmented autoencoder, outside the
 pipeline but with its functions (same data, noise, UMAP stage and mixture), on 2 CPU cores.
 
     .venv/bin/python benchmarks/invariance_levers.py mnist:dae-digits-60 mnist:dae-none-60 \
