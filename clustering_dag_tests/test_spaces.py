@@ -112,10 +112,11 @@ from clustering_dag.definitions import all_assets, resources
 from clustering_dag.profiles import PROFILES
 
 selection = [AssetKey(k) for k in (["pca_representation"], ["clusters_pca"], ["paper", "cluster_assignments"],
-             ["paper", "clustering_metrics"], ["paper", "seed_spread"], ["paper", "test_scores"])]
+             ["paper", "clustering_metrics"], ["shared_seed_spread"], ["paper", "seed_spread"],
+             ["paper", "test_scores"])]
 names = {"__".join(key.path) for key in selection}
 ops = {op: c for op, c in PROFILES["smoke"]()["ops"].items() if op in names}  # clusters_pca's n_init
-ops["paper__seed_spread"] = {"config": {"extra_seeds": [7]}}
+ops["paper__seed_spread"] = ops["shared_seed_spread"] = {"config": {"extra_seeds": [7]}}
 with DagsterInstance.get() as instance:
     run = materialize(all_assets, selection=selection, partition_key="mnist", instance=instance,
                       run_config={"ops": ops}, resources=resources)
@@ -164,6 +165,6 @@ def test_a_space_added_in_one_place_reaches_the_tables_the_seeds_and_scoring(gra
     assert {"pca_cluster", "pca_distance", "pca_far"} <= set(out["batch_columns"])
     assert out["batch_matches"]
     # Every selected asset reads the new space: each ran again, from the stored values of the rest.
-    assert set(out["reused"]) == {"pca_representation", "clusters_pca", *(
+    assert set(out["reused"]) == {"pca_representation", "clusters_pca", "shared_seed_spread", *(
         f"paper/{a}" for a in ("cluster_assignments", "clustering_metrics", "seed_spread", "test_scores"))}
     assert not any(out["reused"].values())
