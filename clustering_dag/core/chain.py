@@ -124,13 +124,13 @@ PARTS = ("all", "shared", "variant")
 
 
 def run_chain(data: dict, configs: dict, seed: int, silhouette_sample: int | None = None,
-              device: str = "/CPU:0", log=None, part: str = "all", keep: dict | None = None):
+              device: str = "/CPU:0", log=None, part: str = "all"):
     """The metric table of the chain run again under ``seed``: every step of :func:`steps` (of
     ``part``: the shared steps, a variant's own, or all) from ``data`` (``raw_dataset``,
     ``noisy_dataset``; for a variant's part, the shared values it reads too) with its config in
     ``configs`` (by step name; what :func:`config_of` reads from a run's values) reseeded; a row
     per space of that part, with ``seed``, and where an autoencoder was trained its seconds and
-    its active latent dimensions. ``keep``: a dict that receives every value made."""
+    its active latent dimensions."""
     import pandas as pd
 
     if part not in PARTS:
@@ -156,6 +156,4 @@ def run_chain(data: dict, configs: dict, seed: int, silhouette_sample: int | Non
         frame["vae_seconds"] = round(trained.seconds, 2)
         frame["active_latent_dims"] = trained.diagnostics["active_dims"]
     frame["seconds"] = round(time.perf_counter() - start, 2)
-    if keep is not None:
-        keep.update(values)
     return frame

@@ -100,7 +100,8 @@ def spread_asset(chain: tuple[str, ...]):
         trained_vae = values["trained_vae"]
         main_seed = trained_vae.config.seed
         extra = _extra(config.extra_seeds, main_seed)
-        trained = {main_seed: trained_vae}  # the autoencoder of each seed
+        # The autoencoder's seconds and active latent dimensions of each seed, for every row.
+        per_seed = {main_seed: (round(trained_vae.seconds, 2), trained_vae.diagnostics.get("active_dims", -1))}
         tables = [clustering_metrics.assign(seed=main_seed)]
         if extra:
             missing = sorted(set(extra) - set(shared_seed_spread["seed"]))
@@ -119,17 +120,16 @@ def spread_asset(chain: tuple[str, ...]):
             configs = {name: config_of(name, value) for name, value in values.items() if name not in DATA}
             device = accelerator.select(context.log)
             for seed in extra:
-                values_of_seed: dict = {}
-                tables.append(run_chain(data, configs, seed, sample, device, context.log.info,
-                                        part="variant", keep=values_of_seed))
-                trained[seed] = values_of_seed["trained_vae"]
+                run = run_chain(data, configs, seed, sample, device, context.log.info, part="variant")
+                per_seed[seed] = (run["vae_seconds"].iloc[0], run["active_latent_dims"].iloc[0])
+                tables.append(run)
             tables.append(shared_rows)
         order = {name: i for i, name in enumerate(SPACES)}
         main = pd.concat(tables, ignore_index=True)
         main = main.assign(_order=main["representation"].map(order)).sort_values(
             ["seed", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
-        main["vae_seconds"] = [round(trained[s].seconds, 2) for s in main["seed"]]
-        main["active_latent_dims"] = [trained[s].diagnostics.get("active_dims", -1) for s in main["seed"]]
+        main["vae_seconds"] = [float(per_seed[s][0]) for s in main["seed"]]
+        main["active_latent_dims"] = [int(per_seed[s][1]) for s in main["seed"]]
         return Output(main, metadata=_spread_metadata(main))
 
     return seed_spread
