@@ -101,7 +101,8 @@ def spread_asset(chain: tuple[str, ...]):
         main_seed = trained_vae.config.seed
         extra = _extra(config.extra_seeds, main_seed)
         # The autoencoder's seconds and active latent dimensions of each seed, for every row.
-        per_seed = {main_seed: (round(trained_vae.seconds, 2), trained_vae.diagnostics.get("active_dims", -1))}
+        per_seed = {main_seed: (round(trained_vae.seconds, 2),
+                                trained_vae.diagnostics.get("active_dims", -1))}
         tables = [clustering_metrics.assign(seed=main_seed)]
         if extra:
             missing = sorted(set(extra) - set(shared_seed_spread["seed"]))
