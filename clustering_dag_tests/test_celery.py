@@ -240,6 +240,7 @@ def test_workers_run_the_graph_a_lost_worker_fails_it_and_reexecution_finishes_i
     where = {**workers_of(records), **workers_of(records2)}
     assert set(where) == finished | steps(records2, "STEP_SUCCESS") and len(where) == len(all_assets)
     training = {f"{v}__{a}" for v in VARIANTS for a in ("trained_vae", "seed_spread", "refined_classifier")}
+    training |= {"trained_encoder", "shared_seed_spread"}  # the shared part's training
     assert {s for s, w in where.items() if w == VAE_WORKER} == training
     assert {w for s, w in where.items() if s not in training} == {DEFAULT_WORKER}
     # Both runs together made every asset, with the cache keys of the in-process run.
