@@ -57,14 +57,19 @@ def _manifolds(**config) -> dict:
 # The `augmented` profile's networks: DEC-DA's recipe for the `dae` autoencoder (longer training
 # on transformed copies), and the invariance encoder trained twice as long as in the main command.
 AUGMENTED_EPOCHS = {"dae__trained_vae": 60, "trained_encoder": 40}
+# ... and SCAN's last step as SCAN takes it: a small convolutional network self-trained through the
+# same transformations (and the noise), in place of the perceptron with random shifts.
+AUGMENTED_REFINER = {"augment": "auto", "conv": [32, 64], "hidden": [128]}
 
 
 def augmented() -> dict:
     """The paper's settings, with the `dae` autoencoder trained 60 epochs (not 10) on randomly
     transformed copies of its images, per kind of data (digits: shifts and small rotations;
-    clothes: crops, flips, brightness), as DEC-DA does, and the invariance encoder 40 epochs
-    (not 20)."""
+    clothes: crops, flips, brightness), as DEC-DA does, its refined classifier a small
+    convolutional network self-trained through the same transformations, and the invariance
+    encoder 40 epochs (not 20)."""
     return _ops({"dae__trained_vae": {"epochs": AUGMENTED_EPOCHS["dae__trained_vae"], "augment": "auto"},
+                 "dae__refined_classifier": dict(AUGMENTED_REFINER),
                  "trained_encoder": {"epochs": AUGMENTED_EPOCHS["trained_encoder"]}})
 
 

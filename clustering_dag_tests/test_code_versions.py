@@ -13,6 +13,7 @@ import sys
 import pytest
 from dagster import AssetSelection
 
+from clustering_dag.core.spaces import SPACES
 from clustering_dag.core.variants import VARIANTS
 from clustering_dag.definitions import defs
 from clustering_dag.defs.versioning import PACKAGE_DIR, SourceVersions
@@ -241,5 +242,7 @@ def test_a_library_upgrade_rekeys_the_assets_that_compute_with_it_and_only_those
         versioning._library_version.cache_clear()
     assert {k for k in before if before[k] != after[k]} == users
     if library in ("numba", "pynndescent"):  # UMAP's: the manifold stage and the chain that reruns it
-        assert users == {"invariant_manifold_representation", "shared_seed_spread"} | {
+        shared_umap = {s.representation for s in SPACES.values() if s.shared and "umap" in s.kinds}
+        assert shared_umap == {"invariant_manifold_representation", "scattering_manifold_representation"}
+        assert users == shared_umap | {"shared_seed_spread"} | {
             f"{v}/{a}" for v in VARIANTS for a in ("manifold_representation", "seed_spread")}

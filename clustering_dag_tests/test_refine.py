@@ -8,6 +8,7 @@ from sklearn.datasets import load_digits
 from clustering_dag.core.arrays import Splits
 from clustering_dag.core.clustering import fit_clusters
 from clustering_dag.core.configs import ClusterConfig, ManifoldConfig, RefineConfig
+from clustering_dag.core.errors import DataError
 from clustering_dag.core.manifold import agreement, embed, fit_sample
 from clustering_dag.core.metrics import clustering_accuracy
 from clustering_dag.core.refine import confident_rows, config_for, refine, refined_representation
@@ -97,3 +98,27 @@ def test_refine_config_checks_and_round_trips():
     for bad in ({"confident_share": 0}, {"threshold": 1.0}, {"rounds": 0}, {"shift": 0.6}):
         with pytest.raises(ValueError):
             RefineConfig(**bad)
+    with pytest.raises(ValueError, match="augment"):
+        RefineConfig(augment="mirror")
+
+
+def test_a_small_cnn_learns_the_clusters_through_the_data_s_augmentations(digits):
+    """With ``augment`` and ``conv``: the kind of data's transformations on every batch (not the
+    shift layer), a convolutional network, the same weights under the same seed; a table cannot
+    have convolutions."""
+    from clustering_dag.core.model import classifier
+
+    cfg = config_for(digits, 10, epochs=15, batch_size=64, rounds=1, augment="auto", conv=(8,), hidden=(32,))
+    layers = [type(layer).__name__ for layer in classifier(cfg).layers]
+    assert layers[:3] == ["GaussianNoise", "Reshape", "Conv2D"]  # no shift layer: the batches are transformed
+    rows = np.arange(len(digits.train_x))
+    sure = np.ones(len(rows))
+    first = refine(cfg, digits, rows, digits.train_y, sure)  # the clusters to learn: here, the digits
+    assert first.config.augment == "digits"  # 'auto': an image dataset's own kind
+    probs = refined_representation(first, digits).test_x
+    assert clustering_accuracy(digits.test_y, probs.argmax(1)) > 0.6
+    again = refined_representation(refine(cfg, digits, rows, digits.train_y, sure), digits).test_x
+    np.testing.assert_allclose(again, probs, atol=1e-5)
+    table = Splits(digits.train_x, None, digits.test_x, None, meta={"n_clusters": 10})
+    with pytest.raises(DataError, match="conv layers need images"):
+        refine(config_for(table, 10, epochs=1, conv=(8,)), table, rows, digits.train_y, sure)

@@ -62,7 +62,7 @@ def test_a_space_is_registered_once_and_must_say_how_it_is_clustered():
         add_space(SPACES["latent"])
     with pytest.raises(ValueError, match="clusters must be one of"):
         Space("bad", "clustered by hand", ("noisy_dataset",), original, clusters="by hand")
-    assert list(SPACES)[-1] == "invariant_manifold"
+    assert list(SPACES)[-1] == "scattering_manifold"
 
 
 def test_a_shared_space_reads_shared_assets_only_and_none_comes_after_the_graph_is_made():

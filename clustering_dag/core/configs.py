@@ -173,7 +173,14 @@ class RefineConfig(StoredConfig):
     learning_rate: float = 1e-3
     noise: float = field(default=0.05, metadata=about("Gaussian noise added to each training input."))
     shift: float = field(default=0.1, metadata=about(
-        "Images only: random shifts up to this share of the height and width."))
+        "Images only, with augment 'none': random shifts up to this share of the height and width."))
+    augment: str = field(default="none", metadata=about(
+        "The augmentations of the invariance encoder in place of the shifts: 'digits', 'objects', "
+        "'auto' (the dataset's kind), or 'none' (the random shifts of `shift` only). The noise is "
+        "added either way."))
+    conv: tuple[int, ...] = field(default=(), metadata=about(
+        "Images only: filters of each 3x3 convolution (each followed by 2x2 max pooling) before "
+        "the dense layers, e.g. [32, 64]; empty: a multi-layer perceptron of the pixels."))
     seed: int = DEFAULT_SEED
     input_dim: int = 784
     n_clusters: int = 10
@@ -186,6 +193,8 @@ class RefineConfig(StoredConfig):
             raise ValueError("rounds, epochs, batch_size and learning_rate must be positive")
         if not self.hidden or min(self.hidden) < 1 or self.noise < 0 or not 0 <= self.shift < 0.5:
             raise ValueError("hidden sizes must be positive, noise >= 0, shift in [0, 0.5)")
+        if self.augment not in AUGMENTATIONS or min(self.conv, default=1) < 1:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS} and conv filters positive")
 
 
 
@@ -223,3 +232,24 @@ class InvarianceConfig(StoredConfig):
             raise ValueError("temperature must be positive and noise >= 0")
         if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0:
             raise ValueError("epochs must be >= 1, batch_size >= 2, learning_rate > 0")
+
+
+@dataclass(frozen=True)
+class ScatteringConfig:
+    """Scattering features (:mod:`clustering_dag.core.scattering`): a fixed Morlet filter bank,
+    nothing learned."""
+
+    J: int = field(default=3, metadata=about(
+        "Scales: the wavelets' widths double J times; the features are averaged over 2**J pixels."))
+    L: int = field(default=8, metadata=about("Orientations per scale."))
+    log_eps: float = field(default=1e-3, metadata=about(
+        "The features are log(log_eps + S): the coefficients' magnitudes span decades."))
+    components: int | None = field(default=100, metadata=about(
+        "The features' principal components kept (fitted on the training split: 1,953 features "
+        "for J=3, L=8 on 28x28 images); None = every feature."))
+
+    def __post_init__(self):
+        if not 1 <= self.J <= 5 or not 1 <= self.L <= 16 or self.log_eps <= 0:
+            raise ValueError("J must be in 1..5, L in 1..16 and log_eps > 0")
+        if self.components is not None and self.components < 1:
+            raise ValueError("components must be >= 1 or None")

@@ -57,17 +57,24 @@ class VAE(keras.Model):
 
 def classifier(config: RefineConfig) -> keras.Sequential:
     """The self-labelling classifier (:mod:`clustering_dag.core.refine`): raw input -> cluster
-    logits, a multi-layer perceptron. Its augmentations are layers active only in training:
-    random shifts of an image (``shift``) and Gaussian noise on the input (``noise``)."""
+    logits, a multi-layer perceptron, after a small convolutional network where ``conv`` asks for
+    one. Its augmentations are layers active only in training: random shifts of an image
+    (``shift``, when no other ``augment`` replaces them) and Gaussian noise on the input
+    (``noise``)."""
     layers = keras.layers
     steps = []
-    if config.image_shape and config.shift > 0:
+    if config.image_shape and config.shift > 0 and config.augment == "none":
         steps += [layers.Reshape((*config.image_shape, 1)),
                   layers.RandomTranslation(config.shift, config.shift, fill_mode="constant",
                                            seed=config.seed),
                   layers.Flatten()]
     if config.noise > 0:
         steps.append(layers.GaussianNoise(config.noise, seed=config.seed))
+    if config.conv:
+        steps.append(layers.Reshape((*config.image_shape, 1)))
+        for filters in config.conv:
+            steps += [layers.Conv2D(filters, 3, padding="same", activation="relu"), layers.MaxPooling2D(2)]
+        steps.append(layers.Flatten())
     steps += [layers.Dense(h, activation="relu") for h in config.hidden]
     steps.append(layers.Dense(config.n_clusters, dtype="float32"))
     model = keras.Sequential(steps, name="classifier")

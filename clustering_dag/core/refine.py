@@ -46,6 +46,9 @@ def train_classifier(config: RefineConfig, x: np.ndarray, rows: np.ndarray, targ
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != config.input_dim:
         raise DataError(f"classifier inputs have shape {x.shape}; expected (n, {config.input_dim})")
+    if config.conv and not config.image_shape:
+        raise DataError("refined_classifier: conv layers need images, and this dataset is a table; "
+                        "set conv to [] for it.")
     if len(rows) < config.n_clusters:
         raise DataError(f"only {len(rows)} confident rows to learn {config.n_clusters} clusters from")
     keras.utils.set_random_seed(config.seed)
@@ -63,8 +66,8 @@ def _train(config: RefineConfig, model, x, rows, targets, say) -> TrainedModel:
     history, start = [], time.perf_counter()
     for round_ in range(1, config.rounds + 1):
         t0 = time.perf_counter()
-        fit = model.fit(x[rows], targets.astype(np.int64), epochs=config.epochs,
-                        batch_size=config.batch_size, shuffle=True, verbose=0)
+        data, settings = _batches(config, x[rows], targets.astype(np.int64))
+        fit = model.fit(*data, **settings, epochs=config.epochs, verbose=0)
         for epoch, (loss, acc) in enumerate(zip(fit.history["loss"], fit.history["accuracy"]), 1):
             history.append({"round": round_, "epoch": epoch, "loss": float(loss),
                             "agreement": float(acc), "rows": int(len(rows))})
@@ -79,6 +82,22 @@ def _train(config: RefineConfig, model, x, rows, targets, say) -> TrainedModel:
     trained = TrainedModel(model, config, history, time.perf_counter() - start)
     trained.diagnostics = {"rows_learned": int(len(rows))}
     return trained
+
+
+def _batches(config: RefineConfig, x: np.ndarray, targets: np.ndarray) -> tuple:
+    """``model.fit``'s data: the rows in shuffled batches, each batch's images transformed by
+    ``config.augment`` (a kind of :mod:`clustering_dag.core.augment`) under a seed of its own."""
+    from clustering_dag.core.augment import KINDS, transform
+    from clustering_dag.core.tf_env import tf
+
+    if config.augment == "none" or not config.image_shape or not KINDS[config.augment].geometric:
+        return (x, targets), {"batch_size": config.batch_size, "shuffle": True}
+    rows = tf.data.Dataset.from_tensor_slices((x, targets)).shuffle(
+        len(x), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+    batches = tf.data.Dataset.zip(rows, seeds).map(
+        lambda xy, seed: (transform(xy[0], config.augment, seed, config.image_shape), xy[1]))
+    return (batches.prefetch(2),), {}
 
 
 def predict_proba(model, x: np.ndarray, chunk: int = 8192) -> np.ndarray:
@@ -96,6 +115,11 @@ def refine(config: RefineConfig, inputs: Splits, fit_rows: np.ndarray, fit_clust
            fit_confidence: np.ndarray, log=None, device: str = "/CPU:0") -> TrainedModel:
     """The classifier of ``inputs`` (the noisy images) learned from the clusters of the training
     rows ``fit_rows`` (``fit_clusters``, surely as ``fit_confidence`` says)."""
+    from dataclasses import replace
+
+    from clustering_dag.core.augment import resolve
+
+    config = replace(config, augment=resolve(config.augment, inputs))  # 'auto': the data's kind
     rows = confident_rows(fit_clusters, fit_confidence, config.confident_share, config.n_clusters)
     return train_classifier(config, inputs.train_x, fit_rows[rows], fit_clusters[rows], log, device)
 

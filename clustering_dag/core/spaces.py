@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from clustering_dag.core.configs import InvarianceConfig, ManifoldConfig
+from clustering_dag.core.configs import InvarianceConfig, ManifoldConfig, ScatteringConfig
 
 # How a space is clustered: k-means (its clusters asset fits it on the training split), a Gaussian
 # mixture (full covariance by default), or the space itself says it (a classifier's
@@ -126,6 +126,23 @@ def invariant_manifold(invariant_representation, config):
 
     made = embed(invariant_representation, config)
     made.meta["representation"] = "invariant_manifold"
+    return made
+
+
+def scattered(noisy_dataset, config):
+    """Scattering features of the noisy images (a fixed wavelet cascade), on principal axes fitted
+    on the training split."""
+    from clustering_dag.core.scattering import scattering_representation
+
+    return scattering_representation(noisy_dataset, config)
+
+
+def scattering_manifold(scattering_representation, config):
+    """UMAP of the scattering features, as the manifold stage does for an autoencoder's code."""
+    from clustering_dag.core.manifold import embed
+
+    made = embed(scattering_representation, config)
+    made.meta["representation"] = "scattering_manifold"
     return made
 
 
@@ -320,6 +337,10 @@ SPACES: dict[str, Space] = _registry(
           project_inputs=("trained_encoder",), shared=True, drawn=("voronoi",)),
     Space("invariant_manifold", "UMAP of invariant, GMM", ("invariant_representation",),
           invariant_manifold, clusters="mixture", config=ManifoldConfig, shared=True, kinds=("umap",)),
+    Space("scattering", "wavelet scattering of the pixels, PCA", ("noisy_dataset",), scattered,
+          config=ScatteringConfig, shared=True),
+    Space("scattering_manifold", "UMAP of scattering, GMM", ("scattering_representation",),
+          scattering_manifold, clusters="mixture", config=ManifoldConfig, shared=True, kinds=("umap",)),
 )
 
 

@@ -22,7 +22,8 @@ RefinementConfig = dagster_config(configs.RefineConfig, "RefinementConfig",
 def refined_classifier(context: AssetExecutionContext, config: RefinementConfig, accelerator: Accelerator,
                        noisy_dataset, manifold_representation, clusters_manifold):
     """A classifier of the noisy images trained on the manifold mixture's most confident training
-    assignments (augmented by shifts and noise), then on its own surest predictions."""
+    assignments (augmented by random shifts, or the transformations of the data's kind, and noise),
+    then on its own surest predictions."""
     from clustering_dag.core.refine import config_for
     from clustering_dag.core.spaces import train_refined
 

@@ -22,7 +22,7 @@ def describe(space: Space, made, seconds: float) -> dict:
 
     meta = {"dim": made.dim, "train_rows": len(made.train_x), "test_rows": len(made.test_x),
             "test_std": float(made.test_x.std()), "seconds": round(seconds, 2)}
-    for name in ("fit_rows", "of_train_rows", "chosen_seed"):
+    for name in ("fit_rows", "of_train_rows", "chosen_seed", "scattered"):
         if name in made.meta:
             meta[name] = made.meta[name]
     if "restart_agreement" in made.meta:
