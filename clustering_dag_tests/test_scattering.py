@@ -85,6 +85,8 @@ def test_a_table_keeps_its_rows_and_bad_shapes_are_refused(mnist):
     table = Splits(mnist.train_x[:50, :13], None, mnist.test_x[:20, :13], None, meta={})
     kept = scattering_representation(table, ScatteringConfig())
     assert not kept.meta["scattered"] and np.array_equal(kept.train_x, table.train_x)
+    specks = Splits(mnist.train_x[:50, :9], None, mnist.test_x[:20, :9], None, meta={"image_shape": [3, 3]})
+    assert not scattering_representation(specks, ScatteringConfig()).meta["scattered"]  # no scale fits
     with pytest.raises(DataError, match="need images"):
         scattering(mnist.train_x[:5, :13], None, ScatteringConfig())
     # Any image of at least 2**(J+1) pixels a side: a rectangle too; a smaller image gets the

@@ -180,11 +180,11 @@ def scattering(x: np.ndarray, image_shape, config: ScatteringConfig, chunk: int 
 def scattering_representation(noisy_dataset, config: ScatteringConfig):
     """The scattering features of every noisy training and test image, on their ``components``
     principal axes fitted on the training split; images too small for ``J`` scales get as many as
-    they hold (``meta["J"]``). A table has no image to scatter: its rows are kept as they are
-    (``meta["scattered"]`` says which)."""
+    they hold (``meta["J"]``). A table (or an image under 4 pixels a side) has nothing to
+    scatter: its rows are kept as they are (``meta["scattered"]`` says which)."""
     start = time.perf_counter()
     shape = noisy_dataset.image_shape
-    if not shape:
+    if not shape or len(shape) != 2 or largest_J(shape) < 1:
         made = noisy_dataset.with_x(noisy_dataset.train_x, noisy_dataset.test_x, representation="scattering")
         made.meta["scattered"] = False
         return made
