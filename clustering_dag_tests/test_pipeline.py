@@ -50,9 +50,11 @@ def test_metrics_table_and_checks(graph_run):
         table = result.output_for_node(f"{variant}__clustering_metrics")
         assert table["representation"].tolist() == list(SPACES)
         assert table[["dbi", "silhouette", "chs", "accuracy", "nmi", "ari", "purity"]].notna().all().all()
-        # refined: its 10 cluster probabilities; invariant: the encoder's 64-d code
-        assert (table["dim"] == [784, 784, 10, 10, 10, 64, 10]).all()
-        assert table["train_rows"].tolist() == [TRAIN, TRAIN, TRAIN, FIT_ROWS, TRAIN, TRAIN, FIT_ROWS]
+        # refined: its 10 cluster probabilities; invariant: the encoder's 64-d code; scattering:
+        # its 100 principal axes
+        assert (table["dim"] == [784, 784, 10, 10, 10, 64, 10, 100, 10]).all()
+        assert table["train_rows"].tolist() == [TRAIN, TRAIN, TRAIN, FIT_ROWS, TRAIN, TRAIN, FIT_ROWS,
+                                                TRAIN, FIT_ROWS]
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
                   if e.asset_key == AssetKey([variant, "clustering_metrics"])}
         assert checks["metrics_finite"] and checks["clusters_non_empty"]
@@ -69,8 +71,8 @@ def test_metrics_table_and_checks(graph_run):
                 plotted = meta[f"{row['representation']}_{metric}"]
                 assert isinstance(plotted, FloatMetadataValue) and plotted.value == row[metric]
         comparison = result.output_for_node(f"{variant}__paper_comparison")
-        assert len(comparison) == 21 and (comparison["n_seeds"] == 1).all()  # 7 spaces x 3 metrics
-        assert comparison["paper"].isna().tolist() == [False] * 9 + [True] * 12  # the paper's 3 only
+        assert len(comparison) == 3 * len(SPACES) and (comparison["n_seeds"] == 1).all()  # x 3 metrics
+        assert comparison["paper"].isna().tolist() == [False] * 9 + [True] * (3 * len(SPACES) - 9)  # its 3
         spread = result.output_for_node(f"{variant}__seed_spread")  # no extra seeds: the table itself
         assert spread.drop(columns=["seed", "vae_seconds", "active_latent_dims"]).equals(table)
         # A small profile is not the paper's run: its numbers are marked, not compared.

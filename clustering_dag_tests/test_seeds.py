@@ -69,6 +69,30 @@ def test_the_runs_own_seed_reproduces_its_table_and_another_seed_differs(shared_
     assert other.loc["latent", "accuracy"] > base.loc["latent", "accuracy"] - 0.1
 
 
+def test_a_step_no_seed_changes_is_taken_as_given(shared_graph, monkeypatch):
+    """Under another seed, the shared part makes the seeded steps again and takes the scattering
+    features (no seed, inputs unchanged) from the run: the same rows, not computed twice."""
+    from clustering_dag.core import scattering
+    from clustering_dag.core.chain import config_of, run_chain, steps
+    from clustering_dag.definitions import defs  # noqa: F401 (declares every asset)
+    from clustering_dag.defs.cached import asset_key
+
+    result = shared_graph.result
+    shared = [step.name for step in steps() if step.shared]
+    values = {name: result.output_for_node("__".join(asset_key(name).path))
+              for name in ("raw_dataset", "noisy_dataset", *shared)}
+    configs = {name: config_of(name, values[name]) for name in shared}
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the scattering features were made again")
+
+    monkeypatch.setattr(scattering, "scattering_representation", not_again)
+    table = run_chain(values, configs, seed=7, part="shared").set_index("representation")
+    assert (table["seed"] == 7).all() and "scattering_manifold" in table.index
+    with pytest.raises(AssertionError, match="made again"):  # without the run's value it must be made
+        run_chain({n: values[n] for n in ("raw_dataset", "noisy_dataset")}, configs, seed=7, part="shared")
+
+
 @pytest.mark.slow
 def test_seed_spread_asset_adds_seeds_and_the_comparison_reads_them(graph_copy):
     from clustering_dag.definitions import all_assets, resources

@@ -130,17 +130,24 @@ def run_chain(data: dict, configs: dict, seed: int, silhouette_sample: int | Non
     ``noisy_dataset``; for a variant's part, the shared values it reads too) with its config in
     ``configs`` (by step name; what :func:`config_of` reads from a run's values) reseeded; a row
     per space of that part, with ``seed``, and where an autoencoder was trained its seconds and
-    its active latent dimensions."""
+    its active latent dimensions. A step ``data`` gives whose config has no seed and whose
+    inputs are all given too (the scattering features, the pixels) is not made again: it would
+    come out the same."""
     import pandas as pd
 
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     say = log or (lambda _: None)
     start, values = time.perf_counter(), dict(data)
+    given = set(data)  # the values as ``data`` gives them, none made again under this seed
     chosen = lambda shared: part == "all" or shared == (part == "shared")  # noqa: E731
     for step in (s for s in steps() if chosen(s.shared)):
         config = configs.get(step.name)
-        if config is not None and "seed" in {f.name for f in fields(config)}:
+        seeded = config is not None and "seed" in {f.name for f in fields(config)}
+        if step.name in given and not seeded and set(step.inputs) <= given:
+            continue  # no seed and the same inputs: the same value under every seed
+        given.discard(step.name)
+        if seeded:
             config = replace(config, seed=seed)
         values[step.name] = step.run(values, config, device, say)
         if step.name == "trained_vae":

@@ -68,7 +68,7 @@ def shared_spread_asset(chain: tuple[str, ...]):
         test_rows = len(values["noisy_dataset"].test_x)
         sample = config.silhouette_sample
         sample = sample if sample and sample < test_rows else None
-        data = {name: values[name] for name in DATA}
+        data = dict(values)  # the data, and the steps that no seed changes
         device = accelerator.select(context.log) if extra else None
         runs = [run_chain(data, configs, s, sample, device, context.log.info, part="shared") for s in extra]
         table = pd.concat(runs, ignore_index=True) if runs else pd.DataFrame(
