@@ -120,13 +120,18 @@ def invariant(trained_encoder, noisy_dataset, config=None):
     return invariant_representation(trained_encoder, noisy_dataset)
 
 
-def invariant_manifold(invariant_representation, config):
-    """UMAP of the invariance code, as the manifold stage does for an autoencoder's."""
+def _manifold_of(codes, config, name: str):
+    """The manifold stage (UMAP fitted on the training split) on another space's rows, named."""
     from clustering_dag.core.manifold import embed
 
-    made = embed(invariant_representation, config)
-    made.meta["representation"] = "invariant_manifold"
+    made = embed(codes, config)
+    made.meta["representation"] = name
     return made
+
+
+def invariant_manifold(invariant_representation, config):
+    """UMAP of the invariance code, as the manifold stage does for an autoencoder's."""
+    return _manifold_of(invariant_representation, config, "invariant_manifold")
 
 
 def scattered(noisy_dataset, config):
@@ -139,11 +144,7 @@ def scattered(noisy_dataset, config):
 
 def scattering_manifold(scattering_representation, config):
     """UMAP of the scattering features, as the manifold stage does for an autoencoder's code."""
-    from clustering_dag.core.manifold import embed
-
-    made = embed(scattering_representation, config)
-    made.meta["representation"] = "scattering_manifold"
-    return made
+    return _manifold_of(scattering_representation, config, "scattering_manifold")
 
 
 def refined(refined_classifier, noisy_dataset, config=None):
